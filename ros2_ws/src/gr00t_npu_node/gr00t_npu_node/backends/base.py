@@ -1,0 +1,91 @@
+"""The device seam: every device-specific operator the model uses, and how a function is graph-compiled.
+
+Model code calls these methods and never asks which device it runs on. Layout convention for attention is
+BSND (`[batch, seq, heads, head_dim]`), which is what a linear projection followed by `view` produces, so no
+backend needs a transpose before its kernel unless the kernel itself wants one.
+"""
+from __future__ import annotations
+
+from typing import Callable, Optional
+
+import torch
+import torch.nn.functional as F
+
+
+def causal_key_mask(key_mask: torch.Tensor) -> torch.Tensor:
+    """[B, S] key mask -> [B, S, S] bool, True where query i may attend key j: j <= i and (key j valid or j == i)."""
+    s = key_mask.shape[-1]
+    eye = torch.eye(s, dtype=torch.bool, device=key_mask.device)
+    return (key_mask[:, None, :] | eye) & torch.ones_like(eye).tril()
+
+
+class Backend:
+    """Plain PyTorch reference implementation; device backends override what they accelerate."""
+
+    name = "cpu"
+    device_type = "cpu"
+    default_dtype = torch.float32
+
+    def device(self) -> torch.device:
+        return torch.device(self.device_type)
+
+    # ---- operators -------------------------------------------------------------------------------------
+    def attention(
+        self,
+        q: torch.Tensor,
+        k: torch.Tensor,
+        v: torch.Tensor,
+        *,
+        causal: bool = False,
+        key_mask: Optional[torch.Tensor] = None,
+        scale: Optional[float] = None,
+    ) -> torch.Tensor:
+        """Scaled dot-product attention.
+
+        q: [B, Sq, Hq, D]; k, v: [B, Sk, Hkv, D] with Hq a multiple of Hkv (grouped K/V).
+        key_mask: optional bool [B, Sk], True where the key may be attended.
+        causal: query i attends keys j <= i (Sq == Sk). With a key_mask as well, a query at a masked (padding)
+        position still attends to itself, so its row stays finite.
+        Returns [B, Sq, Hq, D].
+        """
+        q, k, v = q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)
+        mask = None
+        if key_mask is not None:
+            mask = key_mask[:, None, None, :]
+            if causal:
+                mask = causal_key_mask(key_mask)[:, None]
+                causal = False
+        out = F.scaled_dot_product_attention(
+            q, k, v, attn_mask=mask, is_causal=causal, scale=scale, enable_gqa=k.shape[1] != q.shape[1]
+        )
+        return out.transpose(1, 2)
+
+    def rotary(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+        """Rotary embedding, half-split ("rotate_half") convention. x [B, S, H, D]; cos, sin [1, S, 1, D]."""
+        x1, x2 = x.chunk(2, dim=-1)
+        return x * cos + torch.cat((-x2, x1), dim=-1) * sin
+
+    def rms_norm(self, x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
+        """Qwen3 RMSNorm: statistics in float32, weight applied in the input dtype."""
+        xf = x.float()
+        y = xf * torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + eps)
+        return weight * y.to(x.dtype)
+
+    def add_rms_norm(
+        self, x: torch.Tensor, residual: torch.Tensor, weight: torch.Tensor, eps: float
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Residual add fused with the following RMSNorm: returns (rms_norm(x + residual), x + residual)."""
+        total = x + residual
+        return self.rms_norm(total, weight, eps), total
+
+    # ---- execution -------------------------------------------------------------------------------------
+    def compile(self, fn: Callable, *, name: str) -> Callable:
+        """Graph-compile `fn` (static shapes, whole graph). The reference backend runs it eagerly."""
+        return fn
+
+    def synchronize(self) -> None:
+        """Wait for queued device work, so that host clocks measure it."""
+
+    def max_memory_allocated(self) -> Optional[int]:
+        """Peak device memory in bytes, where the device tracks it."""
+        return None
