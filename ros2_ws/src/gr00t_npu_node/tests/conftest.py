@@ -20,3 +20,11 @@ def golden_dir(shared_data) -> Path:
     if not path.is_dir():
         pytest.skip(f"needs the golden case at {path}")
     return path
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory) -> Path:
+    """The project's own tiny checkpoint (released layout, random weights), written once per test session."""
+    from gr00t_npu_node.policy import Gr00tPolicy
+
+    return Gr00tPolicy.create_tiny(tmp_path_factory.mktemp("tiny") / "checkpoint")

@@ -29,6 +29,14 @@ class Backend:
     def device(self) -> torch.device:
         return torch.device(self.device_type)
 
+    def plain(self) -> "Backend":
+        """The reference operators on this backend's device, eager: the baseline the optimized path is checked
+        and benchmarked against."""
+        plain = Backend()
+        plain.name, plain.device_type, plain.default_dtype = f"{self.name}-plain", self.device_type, self.default_dtype
+        plain.synchronize, plain.max_memory_allocated = self.synchronize, self.max_memory_allocated
+        return plain
+
     # ---- operators -------------------------------------------------------------------------------------
     def attention(
         self,

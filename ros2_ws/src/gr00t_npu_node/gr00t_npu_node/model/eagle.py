@@ -60,7 +60,10 @@ class EagleBackbone(nn.Module):
     def forward(
         self, input_ids: torch.Tensor, attention_mask: torch.Tensor, pixel_values: torch.Tensor
     ) -> torch.Tensor:
+        return self.features(input_ids, attention_mask, self.model.encode_images(pixel_values))
+
+    def features(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, image_tokens: torch.Tensor) -> torch.Tensor:
         """-> backbone features [B, L, hidden]: Qwen3's final norm applied to the last kept layer."""
-        embeds = self.model.embed(input_ids, self.model.encode_images(pixel_values))
+        embeds = self.model.embed(input_ids, image_tokens)
         key_mask = None if bool(attention_mask.all()) else attention_mask.bool()
         return self.model.language_model(embeds, key_mask)

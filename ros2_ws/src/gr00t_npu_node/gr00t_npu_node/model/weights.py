@@ -88,7 +88,7 @@ def load_weights(model: nn.Module, folder: str | Path, dtype: torch.dtype, devic
             for name in names:
                 _assign(model, name, f.get_tensor(name).to(device=device, dtype=dtype))
                 report.loaded += 1
-    _retie(model)
+    tie_lm_head(model)
     return report
 
 
@@ -98,7 +98,7 @@ def _assign(model: nn.Module, name: str, tensor: torch.Tensor) -> None:
     module._parameters[leaf] = nn.Parameter(tensor, requires_grad=False)
 
 
-def _retie(model: nn.Module) -> None:
+def tie_lm_head(model: nn.Module) -> None:
     """Assignment replaced the embedding Parameter; point the tied LM head at it again."""
     language_model = model.get_submodule("backbone.model.language_model")
     language_model.lm_head.weight = language_model.model.embed_tokens.weight

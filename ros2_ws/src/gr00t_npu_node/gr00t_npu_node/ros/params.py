@@ -1,0 +1,165 @@
+"""Every parameter of gr00t_node: declared once on the node, read into frozen dataclasses, validated with fixes.
+
+Scalar parameters and their defaults are listed in `SCALAR_DEFAULTS`; per-group parameters live under
+`joint_groups.<group>.` (joints, controller, topic, teleop_topic, position_min, position_max, velocity_max).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from rcl_interfaces.msg import ParameterDescriptor
+from rclpy.node import Node
+
+MODES = ("teleop", "policy", "hold")
+
+# name: (default, meaning). The meaning is the parameter's description, visible with `ros2 param describe`.
+SCALAR_DEFAULTS: dict[str, tuple[Any, str]] = {
+    "embodiment": ("gr1", "embodiment tag of the checkpoint"),
+    "model_path": ("", "checkpoint folder; empty = the embedded tiny random-weight model (for demos and tests)"),
+    "tokenizer_path": ("", "tokenizer/processor folder; empty = the one inside the checkpoint"),
+    "device": ("cpu", "inference device: cpu, cuda, cuda:N, npu, npu:N"),
+    "dtype": ("", "inference dtype (float32, bfloat16, float16); empty = the device's default"),
+    "autostart": (True, "configure and activate at start-up (a robot may have no lifecycle manager)"),
+    "initial_mode": ("policy", "mode after activation: teleop, policy or hold"),
+    "dry_run": (False, "compute and publish only the monitor topics, never command the controllers"),
+    "action_rate_hz": (20.0, "rate of the action steps in a chunk (step i is at (i+1)/rate after the start)"),
+    "execute_steps": (8, "steps of each chunk executed before the next inference starts (1..horizon)"),
+    "handover_steps": (8, "steps over which the first chunk after a handover blends from the measured position"),
+    "max_observation_age": (0.3, "s; older image or joint state -> no inference, hold once"),
+    "max_sync_skew": (0.05, "s; image and joint-state stamps further apart -> no inference"),
+    "image_topic": ("camera/image_raw", "sensor_msgs/Image (sensor-data QoS); empty = not subscribed"),
+    "compressed_image_topic": ("", "sensor_msgs/CompressedImage (sensor-data QoS); empty = not subscribed"),
+    "joint_states_topic": ("joint_states", "sensor_msgs/JointState, mapped by joint name"),
+    "instruction_topic": ("instruction", "std_msgs/String, latched (transient local)"),
+    "estop_topic": ("estop", "std_msgs/Bool, latched; true = emergency stop (only holds are published)"),
+    "estop_timeout": (0.0, "s; > 0: the e-stop engages when no e-stop message arrives for this long (heartbeat)"),
+    "policy_enable_topic": ("", "std_msgs/Bool; non-empty: the policy only commands while it is true (deadman)"),
+    "policy_enable_timeout": (0.0, "s; > 0: policy enable lapses when no message arrives for this long"),
+    "teleop_timeout": (0.5, "s; in teleop mode a group holds once its teleop topic is silent for this long"),
+    "diagnostics_period": (1.0, "s between /diagnostics messages"),
+}
+
+GROUP_ARRAYS = ("position_min", "position_max", "velocity_max")
+
+
+@dataclass(frozen=True)
+class JointGroup:
+    """One commanded group: its joints in model order, its controller topics and its limits."""
+
+    name: str
+    joints: tuple[str, ...]
+    topic: str
+    teleop_topic: str
+    position_min: np.ndarray
+    position_max: np.ndarray
+    velocity_max: np.ndarray
+
+
+@dataclass(frozen=True)
+class NodeParams:
+    embodiment: str
+    model_path: str
+    tokenizer_path: str
+    device: str
+    dtype: str
+    autostart: bool
+    initial_mode: str
+    dry_run: bool
+    action_rate_hz: float
+    execute_steps: int
+    handover_steps: int
+    max_observation_age: float
+    max_sync_skew: float
+    image_topic: str
+    compressed_image_topic: str
+    joint_states_topic: str
+    instruction_topic: str
+    estop_topic: str
+    estop_timeout: float
+    policy_enable_topic: str
+    policy_enable_timeout: float
+    teleop_timeout: float
+    diagnostics_period: float
+    groups: dict[str, JointGroup]  # the commanded groups (`policy_groups`), in that order
+
+    @property
+    def step_s(self) -> float:
+        return 1.0 / self.action_rate_hz
+
+
+def _declare(node: Node, name: str, default: Any, description: str = "") -> Any:
+    if not node.has_parameter(name):
+        node.declare_parameter(name, default, ParameterDescriptor(description=description))
+    return node.get_parameter(name).value
+
+
+def _declare_dynamic(node: Node, name: str) -> Any:
+    """A parameter whose type the YAML decides (so `[1, 2]` and `[1.0, 2.0]` both work); None when unset."""
+    if not node.has_parameter(name):
+        node.declare_parameter(name, None, ParameterDescriptor(dynamic_typing=True))
+    return node.get_parameter(name).value
+
+
+def group_joints(node: Node, group: str) -> tuple[str, ...]:
+    """`joint_groups.<group>.joints`, declared on first use (state groups are only known once the policy loads)."""
+    name = f"joint_groups.{group}.joints"
+    joints = _declare_dynamic(node, name)
+    if not joints or not all(isinstance(j, str) and j for j in joints):
+        raise ValueError(f"parameter {name} must list the group's joint names (set it in the config file)")
+    if len(set(joints)) != len(joints):
+        raise ValueError(f"parameter {name} names a joint twice: {list(joints)}")
+    return tuple(joints)
+
+
+def _read_group(node: Node, group: str) -> JointGroup:
+    prefix = f"joint_groups.{group}."
+    joints = group_joints(node, group)
+    controller = _declare(node, prefix + "controller", "")
+    topic = _declare(node, prefix + "topic", "")
+    teleop_topic = _declare(node, prefix + "teleop_topic", "")
+    if not topic and not controller:
+        raise ValueError(f"set {prefix}controller (topic <controller>/joint_trajectory) or {prefix}topic")
+    topic = topic or f"{controller}/joint_trajectory"
+    teleop_topic = teleop_topic or f"teleop/{controller or group}/joint_trajectory"
+    limits = {}
+    for key in GROUP_ARRAYS:
+        value = _declare_dynamic(node, prefix + key)
+        if value is None or len(value) != len(joints):
+            raise ValueError(f"parameter {prefix}{key} needs one number per joint ({len(joints)}), got {value!r}")
+        limits[key] = np.asarray(value, dtype=np.float64)
+    if np.any(limits["position_min"] >= limits["position_max"]):
+        raise ValueError(f"{prefix}position_min must be below {prefix}position_max for every joint")
+    if np.any(limits["velocity_max"] <= 0) or not np.all(np.isfinite(limits["velocity_max"])):
+        raise ValueError(f"{prefix}velocity_max must be positive and finite for every joint")
+    return JointGroup(group, joints, topic, teleop_topic, **limits)
+
+
+def read_params(node: Node) -> NodeParams:
+    """Declare (once) and read every parameter; raises ValueError naming the parameter and the fix."""
+    values = {name: _declare(node, name, default, meaning) for name, (default, meaning) in SCALAR_DEFAULTS.items()}
+    policy_groups = _declare_dynamic(node, "policy_groups")
+    if not policy_groups:
+        raise ValueError("parameter policy_groups must list the commanded joint groups (see config/gr1.yaml)")
+    groups = {g: _read_group(node, g) for g in policy_groups}
+    params = NodeParams(**values, groups=groups)
+    _validate(params)
+    return params
+
+
+def _validate(p: NodeParams) -> None:
+    if p.initial_mode not in MODES:
+        raise ValueError(f"parameter initial_mode is {p.initial_mode!r}; use one of {', '.join(MODES)}")
+    if not p.action_rate_hz > 0:
+        raise ValueError("parameter action_rate_hz must be positive")
+    if p.execute_steps < 1 or p.handover_steps < 0:
+        raise ValueError("parameters execute_steps (>= 1) and handover_steps (>= 0) are out of range")
+    for name in ("max_observation_age", "max_sync_skew", "teleop_timeout", "diagnostics_period"):
+        if not getattr(p, name) > 0:
+            raise ValueError(f"parameter {name} must be positive")
+    for name in ("estop_timeout", "policy_enable_timeout"):
+        if getattr(p, name) < 0:
+            raise ValueError(f"parameter {name} must be >= 0 (0 = no heartbeat)")
+    if not (p.image_topic or p.compressed_image_topic):
+        raise ValueError("set image_topic or compressed_image_topic: the policy needs a camera")
