@@ -1,17 +1,221 @@
-"""Shared fixtures. Real data lives in `../shared/data` beside the repository; tests that need it skip when absent."""
+"""Shared fixtures.
+
+* `tiny_checkpoint` (session): a tiny random-weight checkpoint folder made by `Gr00tPolicy.create_tiny`.
+* `ros_isolation` (session): this process and its children use a private ROS domain (derived from the pid),
+  localhost-only discovery and a temporary log folder; yields the environment for child processes.
+* `ros_probe` (session): a test-side rclpy node spinning in a background thread, with helpers that wait for
+  matching, messages and service replies (never fixed sleeps).
+* `launch_gr00t_node` (session): starts gr00t_node through `python -m gr00t_npu_node.launch` with the package's
+  gr1.yaml plus parameter overrides; the process is stopped (SIGINT, then kill) at the end of the session.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
 from pathlib import Path
+from typing import Any, Callable, Optional
 
 import pytest
+import yaml
 
-REPO_ROOT = Path(__file__).resolve().parents[4]
-SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
+PACKAGE_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = PACKAGE_ROOT.parents[2]
+SHARED = REPO_ROOT.parent / "shared"
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory) -> Path:
+    from gr00t_npu_node.policy import Gr00tPolicy
+
+    return Path(Gr00tPolicy.create_tiny(tmp_path_factory.mktemp("tiny")))
+
+
+@pytest.fixture(scope="session")
+def ros_isolation(tmp_path_factory) -> dict[str, str]:
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("ROS_DOMAIN_ID", str(1 + os.getpid() % 100))
+        patch.setenv("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+        patch.setenv("ROS_LOG_DIR", str(tmp_path_factory.mktemp("ros_log")))
+        patch.delenv("ROS_LOCALHOST_ONLY", raising=False)
+        patch.delenv("ROS_STATIC_PEERS", raising=False)
+        yield dict(os.environ)
+
+
+def wait_until(condition: Callable[[], Any], timeout: float, what: str) -> Any:
+    """Poll `condition` until it returns something truthy; fail the test naming `what` after `timeout` s."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(0.005)
+
+
+class Collector:
+    """Messages received on one topic, in arrival order, with their receive time (time.monotonic)."""
+
+    def __init__(self, topic: str):
+        self.topic = topic
+        self._lock = threading.Condition()
+        self.messages: list[Any] = []
+        self.received_at: list[float] = []
+        self.subscription = None
+
+    def __call__(self, msg: Any) -> None:
+        with self._lock:
+            self.messages.append(msg)
+            self.received_at.append(time.monotonic())
+            self._lock.notify_all()
+
+    def mark(self) -> int:
+        """Index to pass as `since` to only consider messages arriving after now."""
+        with self._lock:
+            return len(self.messages)
+
+    def wait_for(self, predicate: Callable[[Any], bool] = lambda m: True, *, since: int = 0, timeout: float = 10.0) -> Any:
+        """The first message at index >= `since` satisfying `predicate`."""
+        deadline = time.monotonic() + timeout
+        with self._lock:
+            while True:
+                for msg in self.messages[since:]:
+                    if predicate(msg):
+                        return msg
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise AssertionError(
+                        f"no matching message on {self.topic} within {timeout} s ({len(self.messages) - since} others)"
+                    )
+                self._lock.wait(remaining)
+
+
+class RosProbe:
+    def __init__(self):
+        import rclpy
+        from rclpy.executors import SingleThreadedExecutor
+        from rclpy.signals import SignalHandlerOptions
+
+        self.context = rclpy.Context()
+        rclpy.init(context=self.context, signal_handler_options=SignalHandlerOptions.NO)
+        self.node = rclpy.create_node(f"test_probe_{os.getpid()}", context=self.context)
+        self.executor = SingleThreadedExecutor(context=self.context)
+        self.executor.add_node(self.node)
+        self._thread = threading.Thread(target=self.executor.spin, daemon=True)
+        self._thread.start()
+
+    def publisher(self, msg_type: type, topic: str, qos: Any = 10):
+        return self.node.create_publisher(msg_type, topic, qos)
+
+    def collect(self, msg_type: type, topic: str, qos: Any = 10) -> Collector:
+        collector = Collector(topic)
+        collector.subscription = self.node.create_subscription(msg_type, topic, collector, qos)
+        return collector
+
+    def wait_for_subscribers(self, publisher, count: int = 1, timeout: float = 20.0) -> None:
+        wait_until(lambda: publisher.get_subscription_count() >= count, timeout, f"a subscriber on {publisher.topic_name}")
+
+    def wait_for_publishers(self, collector: Collector, count: int = 1, timeout: float = 20.0) -> None:
+        wait_until(
+            lambda: collector.subscription.get_publisher_count() >= count, timeout,
+            f"a publisher on {collector.subscription.topic_name}",
+        )
+
+    def call(self, srv_type: type, name: str, request: Any, timeout: float = 20.0) -> Any:
+        client = self.node.create_client(srv_type, name)
+        try:
+            if not client.wait_for_service(timeout_sec=timeout):
+                raise AssertionError(f"service {name} not available within {timeout} s")
+            future = client.call_async(request)
+            wait_until(future.done, timeout, f"a reply from {name}")
+            return future.result()
+        finally:
+            self.node.destroy_client(client)
+
+    def now_ns(self) -> int:
+        return self.node.get_clock().now().nanoseconds
+
+    def close(self) -> None:
+        self.executor.shutdown()
+        self.node.destroy_node()
+        self.context.try_shutdown()
+
+
+@pytest.fixture(scope="session")
+def ros_probe(ros_isolation) -> RosProbe:
+    probe = RosProbe()
+    yield probe
+    probe.close()
+
+
+class NodeProcess:
+    def __init__(self, command: list[str], env: dict[str, str], log_path: Path):
+        self.log_path = log_path
+        self._log = open(log_path, "wb")
+        self.process = subprocess.Popen(command, env=env, stdout=self._log, stderr=subprocess.STDOUT)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def assert_running(self) -> None:
+        assert self.process.poll() is None, f"gr00t_node exited with {self.process.returncode}:\n{self.log()[-4000:]}"
+
+    def stop(self, timeout: float = 15.0) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self._log.close()
+        return self.process.returncode
+
+
+def write_config(path: Path, overrides: dict[str, Any]) -> Path:
+    """The package's gr1.yaml with `overrides` merged into its parameters (dotted names address nested keys)."""
+    config = yaml.safe_load((PACKAGE_ROOT / "config" / "gr1.yaml").read_text())
+    parameters = config["/**"]["ros__parameters"]
+    for name, value in overrides.items():
+        *parents, leaf = name.split(".")
+        target = parameters
+        for key in parents:
+            target = target.setdefault(key, {})
+        target[leaf] = value
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+@pytest.fixture(scope="session")
+def launch_gr00t_node(ros_isolation, tmp_path_factory):
+    started: list[NodeProcess] = []
+
+    def launch(overrides: dict[str, Any], *, namespace: str = "", model_path: Optional[Path] = None) -> NodeProcess:
+        folder = tmp_path_factory.mktemp("gr00t_node")
+        config = write_config(folder / "config.yaml", overrides)
+        command = [sys.executable, "-m", "gr00t_npu_node.launch", "gr00t_gr1.launch.py", f"config_file:={config}"]
+        command += [f"namespace:={namespace}", f"model_path:={model_path or ''}"]
+        env = dict(ros_isolation, XDG_CACHE_HOME=str(folder / "cache"))
+        process = NodeProcess(command, env, folder / "node.log")
+        started.append(process)
+        return process
+
+    yield launch
+    for process in started:
+        process.stop()
 
 
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
-    if not SHARED_DATA.is_dir():
-        pytest.skip(f"needs the project's shared data at {SHARED_DATA} (not present on this machine)")
-    return SHARED_DATA
+    """`../shared/data` beside the repository; tests that need it skip when it is absent (a user's machine)."""
+    path = SHARED / "data"
+    if not path.is_dir():
+        pytest.skip(f"needs the project's shared data at {path} (not present on this machine)")
+    return path
 
 
 @pytest.fixture(scope="session")
@@ -20,11 +224,3 @@ def golden_dir(shared_data) -> Path:
     if not path.is_dir():
         pytest.skip(f"needs the golden case at {path}")
     return path
-
-
-@pytest.fixture(scope="session")
-def tiny_checkpoint(tmp_path_factory) -> Path:
-    """The project's own tiny checkpoint (released layout, random weights), written once per test session."""
-    from gr00t_npu_node.policy import Gr00tPolicy
-
-    return Gr00tPolicy.create_tiny(tmp_path_factory.mktemp("tiny") / "checkpoint")

@@ -35,6 +35,7 @@ class Backend:
         plain = Backend()
         plain.name, plain.device_type, plain.default_dtype = f"{self.name}-plain", self.device_type, self.default_dtype
         plain.synchronize, plain.max_memory_allocated = self.synchronize, self.max_memory_allocated
+        plain.reset_peak_memory = self.reset_peak_memory
         return plain
 
     # ---- operators -------------------------------------------------------------------------------------
@@ -97,3 +98,6 @@ class Backend:
     def max_memory_allocated(self) -> Optional[int]:
         """Peak device memory in bytes, where the device tracks it."""
         return None
+
+    def reset_peak_memory(self) -> None:
+        """Start a new peak for `max_memory_allocated`."""

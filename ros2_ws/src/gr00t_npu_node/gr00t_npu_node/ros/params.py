@@ -95,6 +95,12 @@ def _declare(node: Node, name: str, default: Any, description: str = "") -> Any:
     return node.get_parameter(name).value
 
 
+def declare_scalar(node: Node, name: str) -> Any:
+    """Declare (once) and read one of `SCALAR_DEFAULTS`."""
+    default, meaning = SCALAR_DEFAULTS[name]
+    return _declare(node, name, default, meaning)
+
+
 def _declare_dynamic(node: Node, name: str) -> Any:
     """A parameter whose type the YAML decides (so `[1, 2]` and `[1.0, 2.0]` both work); None when unset."""
     if not node.has_parameter(name):
@@ -138,7 +144,7 @@ def _read_group(node: Node, group: str) -> JointGroup:
 
 def read_params(node: Node) -> NodeParams:
     """Declare (once) and read every parameter; raises ValueError naming the parameter and the fix."""
-    values = {name: _declare(node, name, default, meaning) for name, (default, meaning) in SCALAR_DEFAULTS.items()}
+    values = {name: declare_scalar(node, name) for name in SCALAR_DEFAULTS}
     policy_groups = _declare_dynamic(node, "policy_groups")
     if not policy_groups:
         raise ValueError("parameter policy_groups must list the commanded joint groups (see config/gr1.yaml)")
@@ -153,8 +159,8 @@ def _validate(p: NodeParams) -> None:
         raise ValueError(f"parameter initial_mode is {p.initial_mode!r}; use one of {', '.join(MODES)}")
     if not p.action_rate_hz > 0:
         raise ValueError("parameter action_rate_hz must be positive")
-    if p.execute_steps < 1 or p.handover_steps < 0:
-        raise ValueError("parameters execute_steps (>= 1) and handover_steps (>= 0) are out of range")
+    if p.execute_steps < 1 or p.handover_steps < 1:
+        raise ValueError("parameters execute_steps and handover_steps must be >= 1")
     for name in ("max_observation_age", "max_sync_skew", "teleop_timeout", "diagnostics_period"):
         if not getattr(p, name) > 0:
             raise ValueError(f"parameter {name} must be positive")

@@ -1,0 +1,48 @@
+"""CUDA backend: SDPA (flash / memory-efficient kernels) for attention, and the denoising loop captured once as a
+CUDA graph by torch.compile, which removes the per-kernel launch cost that dominates the eager action head."""
+from __future__ import annotations
+
+from typing import Callable, Optional
+
+import torch
+
+from gr00t_npu_node.backends.base import Backend
+from gr00t_npu_node.backends.compiled import clone_outputs
+
+
+class CudaUnavailable(RuntimeError):
+    """device=cuda was asked for on a machine that cannot run it."""
+
+
+class CudaBackend(Backend):
+    name = "cuda"
+    device_type = "cuda"
+    default_dtype = torch.bfloat16
+
+    def __init__(self, index: Optional[int] = None):
+        if not torch.cuda.is_available():
+            build = f"CUDA {torch.version.cuda}" if torch.version.cuda else "a CPU-only build"
+            raise CudaUnavailable(
+                f"device=cuda needs a visible NVIDIA GPU and a CUDA build of PyTorch; this is torch {torch.__version__} "
+                f"({build}) and torch.cuda.is_available() is False: use device=cpu or install a CUDA build of torch."
+            )
+        if index is not None and not 0 <= index < torch.cuda.device_count():
+            raise CudaUnavailable(f"device=cuda:{index}: only {torch.cuda.device_count()} CUDA device(s) are visible")
+        self.index = index
+
+    def device(self) -> torch.device:
+        return torch.device("cuda", self.index) if self.index is not None else torch.device("cuda")
+
+    def compile(self, fn: Callable, *, name: str) -> Callable:
+        """Inductor kernels replayed from a CUDA graph ("reduce-overhead"); outputs are cloned because the next
+        replay overwrites the graph's output buffers."""
+        return clone_outputs(torch.compile(fn, mode="reduce-overhead", fullgraph=True, dynamic=False))
+
+    def synchronize(self) -> None:
+        torch.cuda.synchronize(self.device())
+
+    def max_memory_allocated(self) -> Optional[int]:
+        return torch.cuda.max_memory_allocated(self.device())
+
+    def reset_peak_memory(self) -> None:
+        torch.cuda.reset_peak_memory_stats(self.device())

@@ -1,0 +1,160 @@
+"""Replay a bag's raw messages at their recorded timing, with the QoS their publishers offered, optionally driving
+/clock so that nodes on sim time follow the bag's time base."""
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import rclpy
+from rclpy.context import Context
+from rclpy.duration import Duration
+from rclpy.node import Node
+from rclpy.qos import QoSProfile, ReliabilityPolicy
+from rclpy.signals import SignalHandlerOptions
+from rosgraph_msgs.msg import Clock
+
+from .bagio import BagError, BagReader
+from .layout import SCORING_TOPICS_KEY
+from .qos import is_latched, playback_profile
+from .typedefs import message_class
+
+# rclcpp's ClockQoS, what `ros2 bag play --clock` uses and sim-time subscribers expect.
+CLOCK_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.BEST_EFFORT)
+
+
+@dataclass
+class PlayResult:
+    counts: dict[str, int] = field(default_factory=dict)   # messages published, by bag topic
+    unmatched: list[str] = field(default_factory=list)     # topics still without a subscriber when play began
+    unacked: list[str] = field(default_factory=list)       # reliable topics not acknowledged by every subscriber
+    wall_seconds: float = 0.0
+    max_lag_ms: float = 0.0                                 # worst delay of a publish behind its recorded time
+    loops: int = 0
+
+
+@contextmanager
+def _player_node(node: Node | None) -> Iterator[Node]:
+    if node is not None:
+        yield node
+        return
+    context = Context()
+    # No rclpy signal handlers: Ctrl+C stays a KeyboardInterrupt for the caller.
+    rclpy.init(context=context, signal_handler_options=SignalHandlerOptions.NO)
+    own = rclpy.create_node("gr00t_bag_player", context=context)
+    try:
+        yield own
+    finally:
+        own.destroy_node()
+        context.try_shutdown()
+
+
+def _time_msg(stamp_ns: int) -> Clock:
+    message = Clock()
+    message.clock.sec, message.clock.nanosec = divmod(stamp_ns, 10**9)
+    return message
+
+
+def play_bag(path: Path | str, *, rate: float = 1.0, loop: bool = False, topics: Sequence[str] | None = None,
+             remap: Mapping[str, str] | None = None, start_offset: float = 0.0, clock_hz: float | None = None,
+             wait_for: Sequence[str] | None = None, wait_timeout: float = 10.0, ack_timeout: float = 5.0,
+             node: Node | None = None, stop: threading.Event | None = None) -> PlayResult:
+    """Publish the bag's messages (all topics, or `topics`) at `rate` times their recorded pace.
+
+    Before the first message it waits up to `wait_timeout` s until every topic in `wait_for` has a subscriber
+    (default: every played topic except the bag's scoring-only topics), then plays anyway and reports the rest in
+    `unmatched`. Latched topics keep their last message before `start_offset`. `clock_hz` publishes /clock with the
+    bag's time at that rate and before every message. With `loop`, it repeats until `stop` is set or Ctrl+C.
+    `node` (optional) is an existing node to create the publishers on; it needs no spinning.
+    """
+    if rate <= 0:
+        raise ValueError(f"rate must be positive, got {rate}")
+    if start_offset < 0:
+        raise ValueError(f"start offset must be >= 0 s, got {start_offset}")
+    remap = dict(remap or {})
+    stop = stop or threading.Event()
+    result = PlayResult()
+    with BagReader(path) as bag, _player_node(node) as player:
+        played = list(bag.topics) if topics is None else list(topics)
+        if unknown := [t for t in [*played, *remap] if t not in bag.topics]:
+            raise BagError(f"{bag.path} has no topics {unknown}; it has {sorted(bag.topics)}")
+        if not bag.topics or bag.start_ns > bag.end_ns:
+            raise BagError(f"{bag.path} holds no messages")
+        publishers = {t: player.create_publisher(message_class(bag.topics[t].msgtype), remap.get(t, t),
+                                                 playback_profile(bag.topics[t].offers)) for t in played}
+        clock = player.create_publisher(Clock, "/clock", CLOCK_QOS) if clock_hz else None
+        try:
+            scoring = set(bag.custom_data.get(SCORING_TOPICS_KEY, "").split(","))
+            waited = list(wait_for) if wait_for is not None else [t for t in played if t not in scoring]
+            if missing := [t for t in waited if t not in publishers]:
+                raise BagError(f"cannot wait for subscribers on {missing}: they are not played")
+            result.unmatched = _wait_for_subscribers({t: publishers[t] for t in waited}, wait_timeout, stop)
+            if result.unmatched:
+                player.get_logger().warning(f"playing without subscribers on {result.unmatched} "
+                                            f"(none after {wait_timeout} s)")
+            start_ns = bag.start_ns + round(start_offset * 1e9)
+            latched = [t for t in played if is_latched(bag.topics[t].offers)]
+            started = time.monotonic()
+            while not stop.is_set():
+                _play_once(bag, played, latched, start_ns, rate, publishers, clock, clock_hz, stop, result)
+                result.loops += 1
+                if not loop:
+                    break
+            result.wall_seconds = time.monotonic() - started
+            for topic, publisher in publishers.items():
+                if (publisher.qos_profile.reliability == ReliabilityPolicy.RELIABLE
+                        and not publisher.wait_for_all_acked(Duration(seconds=ack_timeout))):
+                    result.unacked.append(topic)
+        finally:
+            for publisher in [*publishers.values(), *([clock] if clock else [])]:
+                player.destroy_publisher(publisher)
+    return result
+
+
+def _wait_for_subscribers(publishers: dict, timeout: float, stop: threading.Event) -> list[str]:
+    deadline = time.monotonic() + timeout
+    while True:
+        unmatched = [t for t, p in publishers.items() if p.get_subscription_count() == 0]
+        if not unmatched or time.monotonic() >= deadline or stop.wait(0.01):
+            return unmatched
+
+
+def _play_once(bag: BagReader, played: list[str], latched: list[str], start_ns: int, rate: float,
+               publishers: dict, clock, clock_hz: float | None, stop: threading.Event, result: PlayResult) -> None:
+    last_before_start: dict[str, bytes] = {}
+    if start_ns > bag.start_ns:
+        for topic, stamp, data in bag.messages(latched):
+            if stamp >= start_ns:
+                break
+            last_before_start[topic] = data
+    wall_start = time.monotonic_ns()
+    tick_ns = round(1e9 / clock_hz) if clock_hz else None
+    next_tick = wall_start
+    last_clock = -1
+
+    def publish_clock(stamp: int) -> None:
+        nonlocal last_clock
+        if clock is not None and stamp > last_clock:
+            clock.publish(_time_msg(stamp))
+            last_clock = stamp
+
+    publish_clock(start_ns)
+    for topic, data in last_before_start.items():
+        publishers[topic].publish(data)
+        result.counts[topic] = result.counts.get(topic, 0) + 1
+    for topic, stamp, data in bag.messages(played, start_ns=start_ns):
+        due = wall_start + (stamp - start_ns) / rate
+        while (now := time.monotonic_ns()) < due:
+            if tick_ns is not None and now >= next_tick:
+                publish_clock(start_ns + round((now - wall_start) * rate))
+                next_tick += tick_ns
+            wake = min(due, next_tick) if tick_ns is not None else due
+            if stop.wait(max(0.0, (wake - now) / 1e9)):
+                return
+        publish_clock(stamp)
+        publishers[topic].publish(data)
+        result.counts[topic] = result.counts.get(topic, 0) + 1
+        result.max_lag_ms = max(result.max_lag_ms, (time.monotonic_ns() - due) / 1e6)

@@ -1,0 +1,410 @@
+"""gr00t_node: camera, joint states and instruction in; timed action chunks out to the joint controllers.
+
+Lifecycle: configure loads the checkpoint and warms the model up, activate starts the inference worker and
+the command output, deactivate holds and stops it. With `autostart` (default) the node configures and
+activates itself. Failures are reported on /diagnostics and the node stays up (no crash loop).
+
+Interfaces (relative names resolve in the node's namespace; `~/` is the node's private namespace):
+  subscribes  <image_topic> sensor_msgs/Image, <compressed_image_topic> sensor_msgs/CompressedImage,
+              <joint_states_topic> sensor_msgs/JointState, <instruction_topic> std_msgs/String (latched),
+              <estop_topic> std_msgs/Bool (latched), <policy_enable_topic> std_msgs/Bool,
+              joint_groups.<g>.teleop_topic trajectory_msgs/JointTrajectory
+  publishes   joint_groups.<g>.topic trajectory_msgs/JointTrajectory (only through the safety gate),
+              ~/action_chunk std_msgs/Float32MultiArray, ~/inference_latency std_msgs/Float64 (s),
+              ~/mode std_msgs/String (latched), /diagnostics diagnostic_msgs/DiagnosticArray
+  services    ~/set_mode lifecycle_msgs/srv/ChangeState (transition.label = teleop | policy | hold),
+              ~/resume std_srvs/srv/Trigger (clears a released e-stop; the mode becomes hold)
+"""
+from __future__ import annotations
+
+import signal
+import time
+from typing import Any, Optional
+
+import numpy as np
+import rclpy
+from diagnostic_msgs.msg import DiagnosticArray
+from lifecycle_msgs.srv import ChangeState
+from rclpy.event_handler import SubscriptionEventCallbacks
+from rclpy.executors import SingleThreadedExecutor
+from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from rclpy.signals import SignalHandlerOptions
+from sensor_msgs.msg import CompressedImage, Image, JointState
+from std_msgs.msg import Bool, Float32MultiArray, Float64, String
+from std_srvs.srv import Trigger
+from trajectory_msgs.msg import JointTrajectory
+
+from gr00t_npu_node.ros import messages
+from gr00t_npu_node.ros.inputs import InputBuffer, stamp_to_ns
+from gr00t_npu_node.ros.joint_map import JointStateMapper
+from gr00t_npu_node.ros.monitor import ERROR, Monitor
+from gr00t_npu_node.ros.params import NodeParams, declare_scalar, group_joints, read_params
+from gr00t_npu_node.ros.policy_loader import load_policy
+from gr00t_npu_node.ros.safety import SafetyGate
+from gr00t_npu_node.ros.worker import InferenceWorker
+
+NODE_NAME = "gr00t_node"
+LATCHED_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+JOINT_STATE_QOS = QoSProfile(depth=50, reliability=ReliabilityPolicy.BEST_EFFORT)
+COMMAND_IN_QOS = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+WATCHDOG_S = 0.02
+SPIN_WAKE_S = 0.1  # the executor returns to Python this often so SIGINT/SIGTERM are handled (hold, then exit)
+
+
+class Gr00tNode(LifecycleNode):
+    def __init__(self, **kwargs: Any):
+        super().__init__(NODE_NAME, **kwargs)
+        self._monitor = Monitor(self.get_logger())
+        self._lifecycle = "unconfigured"
+        self._params: Optional[NodeParams] = None
+        self._policy = None
+        self._inputs: Optional[InputBuffer] = None
+        self._gate: Optional[SafetyGate] = None
+        self._worker: Optional[InferenceWorker] = None
+        self._entities: list[Any] = []
+        self._published_mode: Optional[str] = None
+        self._last_rx_ns: dict[str, int] = {}
+        self._rate_base: tuple[float, int, int] = (time.monotonic(), 0, 0)
+
+        declare_scalar(self, "autostart")
+        self._diagnostics_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        self._mode_pub = self.create_publisher(String, "~/mode", LATCHED_QOS)
+        self.create_service(ChangeState, "~/set_mode", self._on_set_mode)
+        self.create_service(Trigger, "~/resume", self._on_resume)
+        self.create_timer(declare_scalar(self, "diagnostics_period"), self._publish_diagnostics)
+
+    # ---- lifecycle --------------------------------------------------------------------------------------------
+    def autostart(self) -> None:
+        if self.get_parameter("autostart").value and self.trigger_configure() == TransitionCallbackReturn.SUCCESS:
+            self.trigger_activate()
+
+    def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
+        try:
+            self._configure()
+        except Exception as err:  # a bad checkpoint or config must not crash-loop the robot's launch
+            self._monitor.fault("lifecycle", f"configure failed: {err}", ERROR)
+            self._teardown()
+            self._lifecycle = "unconfigured (configure failed)"
+            return TransitionCallbackReturn.FAILURE
+        self._monitor.clear("lifecycle")
+        self._lifecycle = "inactive"
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._gate.activate(self._params.initial_mode)
+        now = self._now_ns()
+        self._last_rx_ns = {key: max(self._last_rx_ns.get(key, 0), now) for key in self._watched_inputs()}
+        self._worker.start()
+        self._lifecycle = "active"
+        self._publish_mode()
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._lifecycle = "inactive"
+        self._stop_output()
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._teardown()
+        self._lifecycle = "unconfigured"
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self.stop()
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_error(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._monitor.fault("lifecycle", f"error in lifecycle state {state.label}", ERROR)
+        self.stop()
+        return TransitionCallbackReturn.SUCCESS
+
+    def stop(self) -> None:
+        """Hold and stop the output (also what SIGINT/SIGTERM do before the process exits)."""
+        self._lifecycle = "finalized"
+        self._stop_output()
+        self._teardown()
+
+    def report_callback_error(self, err: Exception) -> None:
+        self._monitor.count("callback_errors")
+        self._monitor.fault("node", f"callback failed: {err!r}", ERROR)
+
+    def _stop_output(self) -> None:
+        if self._worker is not None:
+            self._worker.stop()
+        if self._gate is not None:
+            self._gate.deactivate()
+        self._publish_mode()
+
+    def _configure(self) -> None:
+        p = self._params = read_params(self)
+        policy = load_policy(p)
+        self._check_policy(policy, p)
+        policy.warmup()
+        self._policy = policy
+        state_joints = {g: group_joints(self, g) for g in policy.state_dims}
+        mapper = JointStateMapper({**state_joints, **{g: grp.joints for g, grp in p.groups.items()}})
+        self._inputs = inputs = InputBuffer(mapper)
+        self._gate = SafetyGate(
+            self, p.groups, step_s=p.step_s, dry_run=p.dry_run, measured=inputs.latest_measured,
+            now_ns=self._now_ns, monitor=self._monitor,
+        )
+        if p.policy_enable_topic:
+            self._gate.set_policy_enabled(False, f"waiting for true on {p.policy_enable_topic}")
+        chunk_pub = self._add(self.create_publisher(Float32MultiArray, "~/action_chunk", 1))
+        latency_pub = self._add(self.create_publisher(Float64, "~/inference_latency", 10))
+
+        def publish_monitors(chunk: Optional[np.ndarray], latency_s: float) -> None:
+            latency_pub.publish(Float64(data=latency_s))
+            if chunk is not None:
+                chunk_pub.publish(messages.action_chunk(chunk))
+
+        self._worker = InferenceWorker(
+            policy=policy, params=p, inputs=inputs, mapper=mapper, gate=self._gate, monitor=self._monitor,
+            now_ns=self._now_ns, publish_monitors=publish_monitors,
+        )
+        self._subscribe(p)
+        self._add(self.create_timer(WATCHDOG_S, self._watchdog))
+
+    def _check_policy(self, policy, p: NodeParams) -> None:
+        if len(policy.video_keys) != 1:
+            raise ValueError(f"the checkpoint expects {len(policy.video_keys)} cameras {policy.video_keys}; this node feeds one")
+        for g, group in p.groups.items():
+            dim = policy.action_dims.get(g)
+            if dim != len(group.joints):
+                raise ValueError(
+                    f"policy_groups has {g} with {len(group.joints)} joints but the checkpoint's action groups are "
+                    f"{dict(policy.action_dims)}; fix joint_groups.{g}.joints or policy_groups"
+                )
+        for g, dim in policy.state_dims.items():
+            if len(group_joints(self, g)) != dim:
+                raise ValueError(f"joint_groups.{g}.joints must name {dim} joints (the checkpoint's state width)")
+        horizon = policy.action_horizon
+        if p.execute_steps > horizon or p.handover_steps > horizon:
+            raise ValueError(f"execute_steps and handover_steps must be <= the action horizon {horizon}")
+
+    def _subscribe(self, p: NodeParams) -> None:
+        inputs = self._inputs
+        if p.image_topic:
+            self._add(self.create_subscription(
+                Image, p.image_topic,
+                lambda msg: inputs.put_image(msg, stamp_to_ns(msg.header.stamp, self._now_ns()), False),
+                qos_profile_sensor_data,
+            ))
+        if p.compressed_image_topic:
+            self._add(self.create_subscription(
+                CompressedImage, p.compressed_image_topic,
+                lambda msg: inputs.put_image(msg, stamp_to_ns(msg.header.stamp, self._now_ns()), True),
+                qos_profile_sensor_data,
+            ))
+        self._add(self.create_subscription(
+            JointState, p.joint_states_topic,
+            lambda msg: inputs.put_joint_state(msg, stamp_to_ns(msg.header.stamp, self._now_ns())),
+            JOINT_STATE_QOS,
+        ))
+        self._add(self.create_subscription(
+            String, p.instruction_topic, lambda msg: inputs.put_instruction(msg.data), LATCHED_QOS,
+            event_callbacks=self._latched_qos_events(p.instruction_topic),
+        ))
+        self._add(self.create_subscription(
+            Bool, p.estop_topic, self._on_estop, LATCHED_QOS, event_callbacks=self._latched_qos_events(p.estop_topic),
+        ))
+        if p.policy_enable_topic:
+            self._add(self.create_subscription(Bool, p.policy_enable_topic, self._on_policy_enable, COMMAND_IN_QOS))
+        for g, group in p.groups.items():
+            self._add(self.create_subscription(
+                JointTrajectory, group.teleop_topic, lambda msg, g=g: self._on_teleop(g, msg), COMMAND_IN_QOS,
+            ))
+
+    def _latched_qos_events(self, topic: str) -> SubscriptionEventCallbacks:
+        def incompatible(event) -> None:
+            self._monitor.fault(
+                "qos", f"a publisher on {topic} has incompatible QoS; publish it latched (reliable, transient local)"
+            )
+
+        return SubscriptionEventCallbacks(incompatible_qos=incompatible)
+
+    def _add(self, entity: Any) -> Any:
+        self._entities.append(entity)
+        return entity
+
+    def _teardown(self) -> None:
+        if self._worker is not None:
+            self._worker.stop()
+        for entity in self._entities:
+            entity.destroy()
+        self._entities = []
+        if self._gate is not None:
+            self._gate.close(self)
+        self._gate = self._worker = self._inputs = self._policy = None
+
+    # ---- callbacks --------------------------------------------------------------------------------------------
+    def _now_ns(self) -> int:
+        return self.get_clock().now().nanoseconds
+
+    def _watched_inputs(self) -> list[str]:
+        keys = ["estop", "policy_enable"]
+        return keys + [f"teleop:{g}" for g in (self._params.groups if self._params else ())]
+
+    def _on_estop(self, msg: Bool) -> None:
+        self._last_rx_ns["estop"] = self._now_ns()
+        self._gate.set_estop(msg.data, f"{self._params.estop_topic} is true")
+        self._publish_mode()
+        self._inputs.wake()
+
+    def _on_policy_enable(self, msg: Bool) -> None:
+        self._last_rx_ns["policy_enable"] = self._now_ns()
+        self._gate.set_policy_enabled(msg.data, f"{self._params.policy_enable_topic} is false")
+        self._inputs.wake()
+
+    def _on_teleop(self, group: str, msg: JointTrajectory) -> None:
+        self._last_rx_ns[f"teleop:{group}"] = self._now_ns()
+        self._gate.forward_teleop(group, msg)
+
+    def _on_set_mode(self, request: ChangeState.Request, response: ChangeState.Response) -> ChangeState.Response:
+        mode = request.transition.label.strip().lower()
+        if self._gate is None:
+            response.success, message = False, f"cannot set mode {mode!r}: node is {self._lifecycle}"
+        else:
+            response.success, message = self._gate.set_mode(mode)
+            self._publish_mode()
+            self._inputs.wake()
+        if response.success:
+            self.get_logger().info(f"set_mode: {message}")
+        else:
+            self.get_logger().warning(f"set_mode refused: {message}")
+        return response
+
+    def _on_resume(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
+        if self._gate is None:
+            response.success, response.message = False, f"node is {self._lifecycle}"
+        else:
+            response.success, response.message = self._gate.resume()
+            self._publish_mode()
+        return response
+
+    def _watchdog(self) -> None:
+        """Heartbeat timeouts (e-stop, policy enable, teleop) and stale policy inputs, checked every WATCHDOG_S."""
+        p, gate = self._params, self._gate
+        if self._lifecycle != "active":
+            return
+        now = self._now_ns()
+
+        def silent_for(key: str) -> float:
+            return (now - self._last_rx_ns.get(key, now)) * 1e-9
+
+        if p.estop_timeout > 0 and silent_for("estop") > p.estop_timeout:
+            gate.set_estop(True, f"no message on {p.estop_topic} for {p.estop_timeout} s")
+            self._publish_mode()
+        if p.policy_enable_topic and p.policy_enable_timeout > 0 and silent_for("policy_enable") > p.policy_enable_timeout:
+            gate.set_policy_enabled(False, f"no message on {p.policy_enable_topic} for {p.policy_enable_timeout} s")
+        if gate.mode == "teleop":
+            for g, group in p.groups.items():
+                if not gate.holding(g) and silent_for(f"teleop:{g}") > p.teleop_timeout:
+                    self._monitor.fault("teleop", f"{group.teleop_topic} silent for {p.teleop_timeout} s: {g} holds")
+                    gate.hold("teleop timeout", [g])
+        elif gate.policy_may_command and not gate.holding():
+            self._hold_if_stale("camera", self._inputs.latest_image_stamp_ns(), now)
+            self._hold_if_stale("joint_states", self._inputs.latest_joint_stamp_ns(), now)
+
+    def _hold_if_stale(self, source: str, stamp_ns: Optional[int], now_ns: int) -> None:
+        if stamp_ns is None:  # never received: nothing was commanded from it, and the worker reports the absence
+            return
+        age_s = (now_ns - stamp_ns) * 1e-9
+        if age_s > self._params.max_observation_age and not self._gate.holding():
+            self._monitor.fault(source, f"input stale ({age_s:.3f} s > max_observation_age): holding")
+            self._gate.hold(f"{source} stale")
+
+    def _publish_mode(self) -> None:
+        mode = self._gate.mode if self._gate is not None and self._lifecycle == "active" else "inactive"
+        if mode != self._published_mode:
+            self._mode_pub.publish(String(data=mode))
+            self._published_mode = mode
+
+    # ---- diagnostics --------------------------------------------------------------------------------------------
+    def _publish_diagnostics(self) -> None:
+        p, gate, inputs, m = self._params, self._gate, self._inputs, self._monitor
+        now_mono = time.monotonic()
+        images = inputs.images_received if inputs else 0
+        joints = inputs.joint_states_received if inputs else 0
+        since, images_before, joints_before = self._rate_base
+        elapsed = max(now_mono - since, 1e-6)
+        self._rate_base = (now_mono, images, joints)
+        now_ns = self._now_ns()
+        image_stamp = inputs.latest_image_stamp_ns() if inputs else None
+        latency = m.latency_percentiles_ms()
+        c = m.counters
+        model = self._policy.description if self._policy is not None else "not loaded"
+        name = self.get_fully_qualified_name()
+        statuses = [
+            m.status(f"{name}: inputs", name, ("camera", "joint_states", "instruction", "teleop", "qos"), {
+                "image_rate_hz": max(0, images - images_before) / elapsed,
+                "joint_state_rate_hz": max(0, joints - joints_before) / elapsed,
+                "observation_age_s": (now_ns - image_stamp) * 1e-9 if image_stamp is not None else "no image",
+                "instruction": inputs.instruction if inputs else "",
+                "rejected_images": c["rejected_images"],
+                "rejected_joint_states": c["rejected_joint_states"],
+                "rejected_teleop": c["rejected_teleop"],
+            }),
+            m.status(f"{name}: policy", model, ("lifecycle", "policy", "node"), {
+                "lifecycle": self._lifecycle,
+                "model": model,
+                "device": p.device if p else "",
+                "dtype": (p.dtype or "device default") if p else "",
+                "inference_latency_p50_ms": latency[0] if latency else "n/a",
+                "inference_latency_p95_ms": latency[1] if latency else "n/a",
+                "chunks_published": c["chunks_published"],
+                "late_chunks": c["late_chunks"],
+                "inference_errors": c["inference_errors"],
+            }),
+            m.status(f"{name}: safety", name, ("estop", "policy_enable", "safety"), {
+                "mode": gate.mode if gate else "inactive",
+                "estop": gate.estop_engaged if gate else False,
+                "policy_enabled": gate.policy_enabled if gate else False,
+                "dry_run": gate.dry_run if gate else False,
+                "position_clamps": c["position_clamps"],
+                "velocity_clamps": c["velocity_clamps"],
+                "dropped_chunks": c["dropped_chunks"],
+                "superseded_chunks": c["superseded_chunks"],
+                "holds": c["holds"],
+                "teleop_forwarded": c["teleop_forwarded"],
+            }),
+        ]
+        msg = DiagnosticArray(status=statuses)
+        msg.header.stamp = messages.ros_time(now_ns)
+        self._diagnostics_pub.publish(msg)
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
+def main(args: Optional[list[str]] = None) -> int:
+    # rclpy's own SIGINT handler shuts the context down before we could command a hold; handle signals here.
+    signal.signal(signal.SIGTERM, _interrupt)
+    rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
+    node = Gr00tNode()
+    executor = SingleThreadedExecutor()
+    executor.add_node(node)
+    try:
+        node.autostart()
+        while rclpy.ok():
+            try:
+                executor.spin_once(timeout_sec=SPIN_WAKE_S)
+            except Exception as err:  # one failing callback must not take the hold and the diagnostics down
+                node.report_callback_error(err)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        # A second Ctrl-C (a terminal and a launcher both forward one) must not cut the final hold short.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        node.stop()
+        executor.shutdown()
+        node.destroy_node()
+        rclpy.try_shutdown()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

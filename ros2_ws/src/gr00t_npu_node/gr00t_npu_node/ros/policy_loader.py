@@ -1,0 +1,40 @@
+"""The one place the node obtains its policy (the ROS layer reaches torch only through `gr00t_npu_node.policy`)."""
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+from gr00t_npu_node.policy import Gr00tPolicy
+from gr00t_npu_node.ros.params import NodeParams
+
+
+def tiny_checkpoint_dir() -> Path:
+    """The embedded tiny random-weight checkpoint, created once per user (about a second) and then reused."""
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "gr00t_npu_node"
+    target = cache / "tiny"
+    if not target.is_dir():
+        cache.mkdir(parents=True, exist_ok=True)
+        staging = cache / f"tiny.partial-{os.getpid()}"
+        shutil.rmtree(staging, ignore_errors=True)
+        Gr00tPolicy.create_tiny(staging)
+        try:
+            staging.rename(target)  # atomic: a concurrent creator either wins or finds the finished folder
+        except OSError:
+            shutil.rmtree(staging, ignore_errors=True)
+            if not target.is_dir():
+                raise
+    return target
+
+
+def load_policy(params: NodeParams) -> Gr00tPolicy:
+    path = Path(params.model_path).expanduser() if params.model_path else tiny_checkpoint_dir()
+    if not path.is_dir():
+        raise FileNotFoundError(f"model_path {str(path)!r} is not a folder; point it at a GR00T N1.6 checkpoint")
+    return Gr00tPolicy.from_pretrained(
+        path,
+        embodiment=params.embodiment,
+        device=params.device,
+        dtype=params.dtype or None,
+        tokenizer_path=params.tokenizer_path or None,
+    )

@@ -1,0 +1,201 @@
+"""The inference worker: one thread, never a callback. Each cycle takes the newest image and the joint state
+closest to its stamp, checks them, runs `policy.get_action`, plans the chunk and hands it to the safety gate.
+
+Cadence: the next inference starts `execute_steps` steps after the start of the last published chunk or when a
+new image arrives after that, whichever is later; inference itself is never overlapped.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from gr00t_npu_node.policy import NonFiniteActionError
+from gr00t_npu_node.ros.chunk_plan import plan_chunk
+from gr00t_npu_node.ros.image_codec import compressed_to_rgb, image_to_rgb
+from gr00t_npu_node.ros.inputs import InputBuffer, Snapshot
+from gr00t_npu_node.ros.joint_map import JointStateMapper
+from gr00t_npu_node.ros.monitor import ERROR, Monitor
+from gr00t_npu_node.ros.params import NodeParams
+from gr00t_npu_node.ros.safety import SafetyGate
+
+WAKE_S = 0.1  # re-check period while idle; waits end earlier on every new image, mode change or stop
+INPUT_SOURCES = ("camera", "joint_states", "instruction")
+
+
+class InputFault(Exception):
+    def __init__(self, source: str, message: str):
+        super().__init__(message)
+        self.source = source
+
+
+@dataclass(frozen=True)
+class Observation:
+    policy_input: dict
+    image_stamp_ns: int
+    measured: dict[str, np.ndarray]
+    measured_stamp_ns: int
+
+
+class InferenceWorker:
+    def __init__(
+        self,
+        *,
+        policy,
+        params: NodeParams,
+        inputs: InputBuffer,
+        mapper: JointStateMapper,
+        gate: SafetyGate,
+        monitor: Monitor,
+        now_ns: Callable[[], int],
+        publish_monitors: Callable[[np.ndarray | None, float], None],
+    ):
+        self._policy = policy
+        self._params = params
+        self._inputs = inputs
+        self._mapper = mapper
+        self._gate = gate
+        self._monitor = monitor
+        self._now_ns = now_ns
+        self._publish_monitors = publish_monitors
+        self._step_ns = round(params.step_s * 1e9)
+        self._video_key = policy.video_keys[0]
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._last_seq = 0
+        self._last_published_epoch = -1
+        self._next_due_ns = 0
+
+    def start(self) -> None:
+        self._stop.clear()
+        self._last_published_epoch = -1
+        self._thread = threading.Thread(target=self._run, name="gr00t_inference", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._inputs.wake()
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+
+    def _run(self) -> None:
+        while self._wait_for_trigger():
+            try:
+                self.cycle()
+            except Exception as err:  # the node must keep running and say why; the next image retries
+                self._monitor.count("inference_errors")
+                self._monitor.fault("policy", f"inference cycle failed: {err!r}", ERROR)
+                self._gate.hold("inference error")
+
+    def _wait_for_trigger(self) -> bool:
+        def new_image_while_allowed() -> bool:
+            return self._stop.is_set() or (self._gate.policy_may_command and self._inputs.image_seq > self._last_seq)
+
+        while not self._stop.is_set():
+            if not self._inputs.wait_for(new_image_while_allowed, WAKE_S) or self._stop.is_set():
+                continue
+            remaining_s = (self._next_due_ns - self._now_ns()) * 1e-9
+            if remaining_s <= 0:
+                return True
+            self._stop.wait(min(remaining_s, WAKE_S))
+        return False
+
+    def cycle(self) -> bool:
+        """One observation -> chunk cycle; True when a chunk was published (or suppressed by dry_run)."""
+        epoch = self._gate.policy_epoch()
+        if epoch is None:
+            return False
+        snapshot = self._inputs.snapshot()
+        if snapshot.image is not None:
+            self._last_seq = snapshot.image.seq
+        try:
+            observation = self._observe(snapshot, self._now_ns())
+        except InputFault as fault:
+            self._monitor.fault(fault.source, str(fault))
+            if not self._gate.holding():
+                self._gate.hold(f"{fault.source}: {fault}")
+            return False
+
+        started = time.perf_counter()
+        try:
+            actions = self._policy.get_action(observation.policy_input)
+        except NonFiniteActionError as err:
+            self._monitor.count("dropped_chunks")
+            self._monitor.fault("policy", f"{err}: nothing published", ERROR)
+            return False
+        latency_s = time.perf_counter() - started
+        self._monitor.record_latency(latency_s)
+        chunk = self._check_actions(actions)
+        self._publish_monitors(chunk if np.all(np.isfinite(chunk)) else None, latency_s)
+
+        handover = None if epoch == self._last_published_epoch else self._params.handover_steps
+        plan = plan_chunk(
+            {g: actions[g][0] for g in self._params.groups},
+            observation_stamp_ns=observation.image_stamp_ns,
+            now_ns=self._now_ns(),
+            step_s=self._params.step_s,
+            measured=observation.measured,
+            measured_stamp_ns=observation.measured_stamp_ns,
+            handover_steps=handover,
+        )
+        if plan is None:
+            self._monitor.count("late_chunks")
+            self._monitor.fault("policy", f"inference took {latency_s:.3f} s, longer than the whole chunk: dropped")
+            return False
+        if not self._gate.publish_policy_chunk(epoch, plan):
+            return False
+        self._last_published_epoch = epoch
+        self._next_due_ns = plan.start_ns + self._params.execute_steps * self._step_ns
+        self._monitor.clear(*INPUT_SOURCES, "policy")
+        return True
+
+    def _observe(self, snapshot: Snapshot, now_ns: int) -> Observation:
+        p = self._params
+        image = snapshot.image
+        if image is None:
+            raise InputFault("camera", f"no image received yet on {p.image_topic or p.compressed_image_topic}")
+        age_s = (now_ns - image.stamp_ns) * 1e-9
+        if age_s > p.max_observation_age:
+            raise InputFault("camera", f"newest image is {age_s:.3f} s old (max_observation_age {p.max_observation_age} s)")
+        if snapshot.joint_msg is None:
+            raise InputFault("joint_states", f"no joint state received yet on {p.joint_states_topic}")
+        skew_s = abs(image.stamp_ns - snapshot.joint_stamp_ns) * 1e-9
+        if skew_s > p.max_sync_skew:
+            raise InputFault(
+                "joint_states",
+                f"closest joint state is {skew_s:.3f} s from the image (max_sync_skew {p.max_sync_skew} s)",
+            )
+        instruction = snapshot.instruction.strip()
+        if not instruction:
+            raise InputFault("instruction", f"instruction is empty: publish the task on {p.instruction_topic}")
+        try:
+            rgb = compressed_to_rgb(image.msg) if image.compressed else image_to_rgb(image.msg)
+        except ValueError as err:
+            self._monitor.count("rejected_images")
+            raise InputFault("camera", str(err)) from None
+        try:
+            measured = self._mapper.positions(snapshot.joint_msg)
+        except ValueError as err:
+            self._monitor.count("rejected_joint_states")
+            raise InputFault("joint_states", str(err)) from None
+        policy_input = {
+            "video": {self._video_key: rgb[None, None]},
+            "state": {g: measured[g].astype(np.float32)[None, None] for g in self._policy.state_dims},
+            "language": {"task": [[instruction]]},
+        }
+        return Observation(policy_input, image.stamp_ns, measured, snapshot.joint_stamp_ns)
+
+    def _check_actions(self, actions: dict) -> np.ndarray:
+        """The chunk as [horizon, sum(action_dims)] in the policy's group order; ValueError for a wrong shape."""
+        horizon = self._policy.action_horizon
+        parts = []
+        for g, dim in self._policy.action_dims.items():
+            a = actions.get(g)
+            if a is None or a.shape != (1, horizon, dim):
+                raise ValueError(f"policy returned {g} with shape {getattr(a, 'shape', None)}, expected (1, {horizon}, {dim})")
+            parts.append(a[0])
+        return np.concatenate(parts, axis=1)
