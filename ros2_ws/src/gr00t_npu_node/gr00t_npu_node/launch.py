@@ -11,7 +11,6 @@ import argparse
 import importlib.util
 import signal
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -38,7 +37,7 @@ def find_launch_file(name: str) -> Path:
     return path if path.is_file() else package_share_path("launch", name)
 
 
-def _load_launch_file(path: Path) -> ModuleType:
+def load_launch_file(path: Path) -> ModuleType:
     spec = importlib.util.spec_from_file_location(f"launch_file_{path.stem.replace('.', '_')}", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -69,7 +68,7 @@ def run_with_subset(path: Path, arguments: dict[str, str]) -> int:
     from gr00t_npu_node.ros import launch_subset
 
     with launch_subset.installed():
-        description = _load_launch_file(path).generate_launch_description()
+        description = load_launch_file(path).generate_launch_description()
     context = launch_subset.resolve_launch_configurations(description, arguments)
     nodes = [e for e in description.entities if isinstance(e, launch_subset.Node)]
     with tempfile.TemporaryDirectory(prefix="gr00t_launch_") as params_dir:

@@ -84,6 +84,8 @@ class Gr00tPolicy:
         self._compiled_shapes: set[tuple[int, ...]] = set()
         self._noise = torch.Generator().manual_seed(seed)
         head = model.action_head
+        if optimize:
+            backend.prepare(model)
         self._modulations = head.step_modulations(self.device) if optimize else None
         self._denoise = backend.compile(head.denoise, name="denoise") if optimize else head.denoise
 

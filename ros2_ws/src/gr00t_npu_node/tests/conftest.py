@@ -78,7 +78,9 @@ class Collector:
         with self._lock:
             return len(self.messages)
 
-    def wait_for(self, predicate: Callable[[Any], bool] = lambda m: True, *, since: int = 0, timeout: float = 10.0) -> Any:
+    def wait_for(
+        self, predicate: Callable[[Any], bool] = lambda m: True, *, since: int = 0, timeout: float = 10.0
+    ) -> Any:
         """The first message at index >= `since` satisfying `predicate`."""
         deadline = time.monotonic() + timeout
         with self._lock:
@@ -117,7 +119,9 @@ class RosProbe:
         return collector
 
     def wait_for_subscribers(self, publisher, count: int = 1, timeout: float = 20.0) -> None:
-        wait_until(lambda: publisher.get_subscription_count() >= count, timeout, f"a subscriber on {publisher.topic_name}")
+        wait_until(
+            lambda: publisher.get_subscription_count() >= count, timeout, f"a subscriber on {publisher.topic_name}"
+        )
 
     def wait_for_publishers(self, collector: Collector, count: int = 1, timeout: float = 20.0) -> None:
         wait_until(

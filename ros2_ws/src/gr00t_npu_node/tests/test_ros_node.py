@@ -3,26 +3,26 @@ through the launch runner with the tiny checkpoint, fed by a synthetic camera an
 from __future__ import annotations
 
 import threading
-import time
 from collections import deque
 
+import cv2
 import numpy as np
 import pytest
 import yaml
+from builtin_interfaces.msg import Duration
 from diagnostic_msgs.msg import DiagnosticArray
 from lifecycle_msgs.msg import Transition
 from lifecycle_msgs.srv import ChangeState
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
-from sensor_msgs.msg import Image, JointState
-from std_msgs.msg import Bool, Float32MultiArray, Float64, String
+from sensor_msgs.msg import CompressedImage, Image, JointState
+from std_msgs.msg import Bool, Float32MultiArray, Float64, Header, String
 from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
-from builtin_interfaces.msg import Duration
 
 from conftest import PACKAGE_ROOT, wait_until
 
 NS = "/gr00t_test"
-NODE = f"{NS}/gr00t_node"
+INSTRUCTION = "pick the pear from the counter and place it in the plate"
 RATE_HZ = 1.0  # one step per second: the tiny model (0.1-0.5 s) finishes well within a step, so no step is skipped
 STEP_NS = int(1e9 / RATE_HZ)
 HANDOVER_STEPS = 4
@@ -52,20 +52,28 @@ def measured_positions() -> dict[str, float]:
 
 
 class SensorFeeder:
-    """Publishes a camera image and the robot's joint states at 20 Hz with equal stamps; the joint order is
-    shuffled on every message and an unrelated joint is added. Tests switch faults on and off."""
+    """Publishes a camera image (raw, or PNG on the compressed topic) and the robot's joint states at 20 Hz with
+    equal stamps; the joint order is shuffled on every message and an unrelated joint is added. Tests switch
+    faults on and off."""
 
-    def __init__(self, probe):
+    def __init__(self, probe, ns: str, compressed: bool = False):
         self.probe = probe
-        self.image_pub = probe.publisher(Image, f"{NS}/camera/image_raw", qos_profile_sensor_data)
-        self.joint_pub = probe.publisher(JointState, f"{NS}/joint_states", qos_profile_sensor_data)
+        self.compressed = compressed
+        if compressed:
+            topic = f"{ns}/camera/image_raw/compressed"
+            self.image_pub = probe.publisher(CompressedImage, topic, qos_profile_sensor_data)
+        else:
+            self.image_pub = probe.publisher(Image, f"{ns}/camera/image_raw", qos_profile_sensor_data)
+        self.joint_pub = probe.publisher(JointState, f"{ns}/joint_states", qos_profile_sensor_data)
         self.positions = measured_positions()
         self.camera_on = True
         self.image_fault = None  # None, "step" or "encoding"
         self.joint_fault = None  # None, "nan" or "missing"
         self.image_stamps: deque[int] = deque(maxlen=2000)
         self._rng = np.random.default_rng(0)
-        self._pixels = np.random.default_rng(1).integers(0, 256, (IMAGE_SIZE, IMAGE_SIZE, 3), np.uint8).tobytes()
+        pixels = np.random.default_rng(1).integers(0, 256, (IMAGE_SIZE, IMAGE_SIZE, 3), np.uint8)
+        self._pixels = pixels.tobytes()
+        self._png = cv2.imencode(".png", pixels)[1].tobytes()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -76,7 +84,9 @@ class SensorFeeder:
         self._stop.set()
         self._thread.join()
 
-    def _image(self, stamp) -> Image:
+    def _image(self, stamp) -> Image | CompressedImage:
+        if self.compressed:
+            return CompressedImage(header=Header(stamp=stamp), format="png", data=self._png)
         msg = Image(height=IMAGE_SIZE, width=IMAGE_SIZE, encoding="rgb8", step=IMAGE_SIZE * 3)
         msg.header.stamp = stamp
         msg.data = self._pixels
@@ -94,7 +104,9 @@ class SensorFeeder:
         if self.joint_fault == "nan":
             values[names.index("waist_pitch_joint")] = float("nan")
         order = self._rng.permutation(len(names))
-        return JointState(header=_header(stamp), name=[names[i] for i in order], position=[values[i] for i in order])
+        return JointState(
+            header=Header(stamp=stamp), name=[names[i] for i in order], position=[values[i] for i in order]
+        )
 
     def _run(self):
         while not self._stop.wait(0.05):
@@ -106,38 +118,64 @@ class SensorFeeder:
                 self.image_pub.publish(self._image(stamp))
 
 
-def _header(stamp):
-    from std_msgs.msg import Header
-
-    return Header(stamp=stamp)
-
-
 class Rig:
-    def __init__(self, probe, process):
+    """The test side of one gr00t_node process in namespace `ns`."""
+
+    def __init__(self, probe, process, ns: str, compressed: bool = False):
         self.probe = probe
         self.process = process
+        self.node_name = f"{ns}/gr00t_node"
         self.controllers = {
-            g: probe.collect(JointTrajectory, f"{NS}/{spec['controller']}/joint_trajectory", 10) for g, spec in GROUPS.items()
+            g: probe.collect(JointTrajectory, f"{ns}/{spec['controller']}/joint_trajectory", 10)
+            for g, spec in GROUPS.items()
         }
-        self.chunk = probe.collect(Float32MultiArray, f"{NODE}/action_chunk", 10)
-        self.latency = probe.collect(Float64, f"{NODE}/inference_latency", 10)
-        self.mode = probe.collect(String, f"{NODE}/mode", LATCHED)
+        self.chunk = probe.collect(Float32MultiArray, f"{self.node_name}/action_chunk", 10)
+        self.latency = probe.collect(Float64, f"{self.node_name}/inference_latency", 10)
+        self.overhead = probe.collect(Float64, f"{self.node_name}/node_overhead", 10)
+        self.mode = probe.collect(String, f"{self.node_name}/mode", LATCHED)
         self.diagnostics = probe.collect(DiagnosticArray, "/diagnostics", 10)
-        self.instruction = probe.publisher(String, f"{NS}/instruction", LATCHED)
-        self.estop = probe.publisher(Bool, f"{NS}/estop", LATCHED)
-        self.teleop = {g: probe.publisher(JointTrajectory, f"{NS}/teleop/{s['controller']}/joint_trajectory", 10) for g, s in GROUPS.items()}
-        self.feeder = SensorFeeder(probe)
+        self.instruction = probe.publisher(String, f"{ns}/instruction", LATCHED)
+        self.estop = probe.publisher(Bool, f"{ns}/estop", LATCHED)
+        self.teleop = {
+            g: probe.publisher(JointTrajectory, f"{ns}/teleop/{spec['controller']}/joint_trajectory", 10)
+            for g, spec in GROUPS.items()
+        }
+        self.feeder = SensorFeeder(probe, ns, compressed)
+
+    def start(self) -> None:
+        self.feeder.start()
+        self.instruction.publish(String(data=INSTRUCTION))
+        def active() -> bool:
+            self.process.assert_running()
+            return bool(self.mode.messages) and self.mode.messages[-1].data == "policy"
+
+        wait_until(active, 120, "gr00t_node to configure and activate")
+
+    def close(self) -> None:
+        self.feeder.stop()
+        code = self.process.stop()
+        monitors = (self.chunk, self.latency, self.overhead, self.mode, self.diagnostics)
+        for collector in (*self.controllers.values(), *monitors):
+            self.probe.node.destroy_subscription(collector.subscription)
+        assert code == 0, self.process.log()[-4000:]
 
     def marks(self) -> dict[str, int]:
         return {g: c.mark() for g, c in self.controllers.items()}
 
     def set_mode(self, mode: str) -> bool:
-        return self.probe.call(ChangeState, f"{NODE}/set_mode", ChangeState.Request(transition=Transition(label=mode))).success
+        request = ChangeState.Request(transition=Transition(label=mode))
+        return self.probe.call(ChangeState, f"{self.node_name}/set_mode", request).success
+
+    def change_state(self, transition: int) -> bool:
+        request = ChangeState.Request(transition=Transition(id=transition))
+        return self.probe.call(ChangeState, f"{self.node_name}/change_state", request).success
 
     def next_chunk(self, since: dict[str, int] | None = None, timeout: float = 15.0) -> dict[str, JointTrajectory]:
         """The next policy trajectory (more than one point) of every group, all from the same chunk."""
         since = since or self.marks()
-        first = self.controllers["left_arm"].wait_for(lambda m: len(m.points) > 1, since=since["left_arm"], timeout=timeout)
+        first = self.controllers["left_arm"].wait_for(
+            lambda m: len(m.points) > 1, since=since["left_arm"], timeout=timeout
+        )
         stamp = first.header.stamp
         return {
             g: c.wait_for(lambda m: m.header.stamp == stamp and len(m.points) > 1, since=since[g], timeout=5.0)
@@ -153,14 +191,21 @@ class Rig:
     def diagnostic(self, predicate, since: int = 0, timeout: float = 10.0) -> str:
         """The first diagnostic status message (text) of this node satisfying `predicate(text)`."""
         def matches(array):
-            return any(s.name.startswith(NODE) and predicate(_status_text(s)) for s in array.status)
+            return any(s.name.startswith(self.node_name) and predicate(_status_text(s)) for s in array.status)
 
         array = self.diagnostics.wait_for(matches, since=since, timeout=timeout)
-        return next(_status_text(s) for s in array.status if s.name.startswith(NODE) and predicate(_status_text(s)))
+        texts = (_status_text(s) for s in array.status if s.name.startswith(self.node_name))
+        return next(text for text in texts if predicate(text))
 
 
 def _status_text(status) -> str:
-    return f"{status.name} [{status.level[0]}] {status.message} " + " ".join(f"{kv.key}={kv.value}" for kv in status.values)
+    values = " ".join(f"{kv.key}={kv.value}" for kv in status.values)
+    return f"{status.name} [{status.level[0]}] {status.message} {values}"
+
+
+def measured(rig: Rig, group: str) -> list[float]:
+    """The positions the feeder publishes for `group`'s joints, in the controller's joint order."""
+    return [rig.feeder.positions[j] for j in GROUPS[group]["joints"]]
 
 
 def assert_only_holds_after_first_hold(rig: Rig, since: dict[str, int]) -> None:
@@ -171,8 +216,7 @@ def assert_only_holds_after_first_hold(rig: Rig, since: dict[str, int]) -> None:
         for msg in messages[first:]:
             assert len(msg.points) == 1, f"{g}: a policy chunk was published after the hold"
             assert_safe(g, msg)
-            expected = [rig.feeder.positions[j] for j in GROUPS[g]["joints"]]
-            np.testing.assert_allclose(msg.points[0].positions, expected, atol=1e-6)
+            np.testing.assert_allclose(msg.points[0].positions, measured(rig, g), atol=1e-6)
 
 
 def assert_safe(group: str, msg: JointTrajectory) -> None:
@@ -192,19 +236,12 @@ def assert_safe(group: str, msg: JointTrajectory) -> None:
 
 @pytest.fixture(scope="module")
 def rig(ros_probe, launch_gr00t_node, tiny_checkpoint):
-    process = launch_gr00t_node(OVERRIDES, namespace=NS.strip("/"), model_path=tiny_checkpoint)
-    rig = Rig(ros_probe, process)
-    rig.feeder.start()
-    rig.instruction.publish(String(data="pick the pear from the counter and place it in the plate"))
-    rig.estop.publish(Bool(data=False))
+    rig = Rig(ros_probe, launch_gr00t_node(OVERRIDES, namespace=NS.strip("/"), model_path=tiny_checkpoint), NS)
     try:
-        wait_until(lambda: process.assert_running() or rig.mode.messages and rig.mode.messages[-1].data == "policy",
-                   120, "gr00t_node to configure and activate")
+        rig.start()
         yield rig
     finally:
-        rig.feeder.stop()
-        code = process.stop()
-        assert code == 0, process.log()[-4000:]
+        rig.close()
 
 
 @pytest.fixture
@@ -212,9 +249,9 @@ def policy_mode(rig):
     """Each test starts in policy mode with clean inputs and a flowing chunk stream."""
     feeder = rig.feeder
     feeder.camera_on, feeder.image_fault, feeder.joint_fault = True, None, None
-    rig.instruction.publish(String(data="pick the pear from the counter and place it in the plate"))
+    rig.instruction.publish(String(data=INSTRUCTION))
     rig.estop.publish(Bool(data=False))
-    rig.probe.call(Trigger, f"{NODE}/resume", Trigger.Request())
+    rig.probe.call(Trigger, f"{rig.node_name}/resume", Trigger.Request())
     assert rig.set_mode("policy")
     rig.next_chunk()
     return rig
@@ -233,14 +270,17 @@ def test_observation_in_five_timed_trajectories_out(policy_mode):
         times = [p.time_from_start.sec * 1_000_000_000 + p.time_from_start.nanosec for p in msg.points]
         assert times == [(i + 1) * STEP_NS for i in range(16)]
         assert_safe(g, msg)
-        assert any(np.any(np.array(p.velocities) != 0) for p in msg.points[:-1]) or np.allclose(
-            [p.positions for p in msg.points], msg.points[0].positions
-        )
-        assert np.all(np.array(msg.points[-1].velocities) == 0), "the chunk ends at rest"
+        q = np.array([p.positions for p in msg.points])
+        v = np.array([p.velocities for p in msg.points])
+        central = (q[2:] - q[:-2]) / (2 * STEP_NS * 1e-9)
+        np.testing.assert_allclose(v[1:-1], central, atol=1e-9, err_msg="central differences")
+        assert np.all(v[-1] == 0), "the chunk ends at rest"
     monitor = rig.chunk.wait_for(since=chunk_mark)
     assert [(d.label, d.size) for d in monitor.layout.dim] == [("step", 16), ("joint", 29)]
     assert len(monitor.data) == 16 * 29 and np.all(np.isfinite(monitor.data))
     assert rig.latency.wait_for(lambda m: m.data > 0).data < 30
+    assert 0 < rig.overhead.wait_for().data < 1.0
+    rig.diagnostic(lambda text: "node_overhead_p50_ms=" in text and "node_overhead_p50_ms=n/a" not in text)
 
 
 def test_switch_to_policy_is_bumpless_and_maps_joints_by_name(policy_mode):
@@ -250,8 +290,7 @@ def test_switch_to_policy_is_bumpless_and_maps_joints_by_name(policy_mode):
     assert rig.set_mode("policy")
     chunk = rig.next_chunk(since)
     for g, msg in chunk.items():
-        expected = [rig.feeder.positions[j] for j in GROUPS[g]["joints"]]
-        np.testing.assert_allclose(msg.points[0].positions, expected, atol=1e-6, err_msg=f"{g} first point")
+        np.testing.assert_allclose(msg.points[0].positions, measured(rig, g), atol=1e-6, err_msg=f"{g} first point")
         assert_safe(g, msg)
 
 
@@ -261,7 +300,7 @@ def test_teleop_forwarding_timeout_and_handback(policy_mode):
     assert rig.set_mode("teleop")
     holds = rig.holds(since)
     for g, msg in holds.items():
-        np.testing.assert_allclose(msg.points[0].positions, [rig.feeder.positions[j] for j in GROUPS[g]["joints"]], atol=1e-6)
+        np.testing.assert_allclose(msg.points[0].positions, measured(rig, g), atol=1e-6)
         assert_safe(g, msg)
     rig.mode.wait_for(lambda m: m.data == "teleop")
 
@@ -274,20 +313,22 @@ def test_teleop_forwarding_timeout_and_handback(policy_mode):
     rig.probe.wait_for_subscribers(rig.teleop["left_arm"])
     since = rig.marks()
     rig.teleop["left_arm"].publish(teleop)
-    forwarded = rig.controllers["left_arm"].wait_for(lambda m: len(m.points) == 1 and m.points[0].time_from_start.nanosec == 200_000_000, since=since["left_arm"])
+    forwarded = rig.controllers["left_arm"].wait_for(
+        lambda m: len(m.points) == 1 and m.points[0].time_from_start.nanosec == 200_000_000, since=since["left_arm"]
+    )
     np.testing.assert_allclose(forwarded.points[0].positions, [target[j] for j in joints], atol=1e-9)
     assert_safe("left_arm", forwarded)
     # Silence: after teleop_timeout the left arm holds at the measured position.
     hold = rig.controllers["left_arm"].wait_for(
         lambda m: len(m.points) == 1 and m.points[0].time_from_start.sec == 1, since=since["left_arm"]
     )
-    np.testing.assert_allclose(hold.points[0].positions, [rig.feeder.positions[j] for j in joints], atol=1e-6)
+    np.testing.assert_allclose(hold.points[0].positions, measured(rig, "left_arm"), atol=1e-6)
     rig.diagnostic(lambda text: "teleop" in text and "silent" in text)
 
     since = rig.marks()
     assert rig.set_mode("policy")
     chunk = rig.next_chunk(since)
-    np.testing.assert_allclose(chunk["left_arm"].points[0].positions, [rig.feeder.positions[j] for j in joints], atol=1e-6)
+    np.testing.assert_allclose(chunk["left_arm"].points[0].positions, measured(rig, "left_arm"), atol=1e-6)
 
     since = rig.marks()
     assert rig.set_mode("teleop")
@@ -307,7 +348,7 @@ def test_estop_latches_until_resume(policy_mode):
     assert not rig.set_mode("policy"), "releasing the e-stop alone does not resume"
     diag_mark = rig.diagnostics.mark()
     rig.diagnostic(lambda text: "safety" in text and "mode=hold" in text and "estop=True" in text, since=diag_mark)
-    reply = rig.probe.call(Trigger, f"{NODE}/resume", Trigger.Request())
+    reply = rig.probe.call(Trigger, f"{rig.node_name}/resume", Trigger.Request())
     assert reply.success, reply.message
     rig.mode.wait_for(lambda m: m.data == "hold")
     assert_only_holds_after_first_hold(rig, since)
@@ -315,7 +356,7 @@ def test_estop_latches_until_resume(policy_mode):
     assert rig.set_mode("policy")
     chunk = rig.next_chunk(since)
     np.testing.assert_allclose(
-        chunk["waist"].points[0].positions, [rig.feeder.positions[j] for j in GROUPS["waist"]["joints"]], atol=1e-6
+        chunk["waist"].points[0].positions, measured(rig, "waist"), atol=1e-6
     )
 
 
@@ -368,12 +409,10 @@ def test_empty_instruction_stops_inference(policy_mode):
 def test_lifecycle_deactivate_holds_and_activate_resumes(policy_mode):
     rig = policy_mode
     since = rig.marks()
-    reply = rig.probe.call(ChangeState, f"{NODE}/change_state", ChangeState.Request(transition=Transition(id=Transition.TRANSITION_DEACTIVATE)))
-    assert reply.success
+    assert rig.change_state(Transition.TRANSITION_DEACTIVATE)
     rig.holds(since)
     rig.mode.wait_for(lambda m: m.data == "inactive")
-    reply = rig.probe.call(ChangeState, f"{NODE}/change_state", ChangeState.Request(transition=Transition(id=Transition.TRANSITION_ACTIVATE)))
-    assert reply.success
+    assert rig.change_state(Transition.TRANSITION_ACTIVATE)
     rig.next_chunk(rig.marks())
 
 

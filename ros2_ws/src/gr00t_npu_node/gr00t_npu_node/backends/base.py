@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Callable, Optional
 
 import torch
+import torch.nn as nn
 import torch.nn.functional as F
 
 
@@ -88,6 +89,10 @@ class Backend:
         return self.rms_norm(total, weight, eps), total
 
     # ---- execution -------------------------------------------------------------------------------------
+    def prepare(self, model: nn.Module) -> None:
+        """Puts loaded weights into the layout this device's kernels run fastest from; called once, after loading
+        and before `compile`, on the optimized path. The reference keeps the weights as loaded."""
+
     def compile(self, fn: Callable, *, name: str) -> Callable:
         """Graph-compile `fn` (static shapes, whole graph). The reference backend runs it eagerly."""
         return fn

@@ -1,21 +1,76 @@
-"""CPU backend: PyTorch's fused SDPA for attention and inductor for the denoising loop."""
+"""CPU backend: PyTorch's fused SDPA kernel for attention, linear weights packed once for oneDNN, and inductor for
+the denoising loop where the weights stay unpacked.
+
+Measured on the 2-core development machine (full-size model, bfloat16, AMX): packing is bit-identical to
+`F.linear` and about 15 % faster end to end, because `F.linear` reorders every weight into oneDNN's blocked layout
+at every call. An inductor graph of the loop cannot take packed (opaque) weights and was not faster than the
+packed eager loop, while taking over a minute to compile on 2 cores; so `prepare` packs and `compile` then leaves
+the loop eager. Without `prepare` (or with `pack_weights=False`) the loop is compiled with inductor.
+"""
 from __future__ import annotations
 
 from typing import Callable
 
 import torch
+import torch.nn as nn
 
 from gr00t_npu_node.backends.base import Backend
 from gr00t_npu_node.backends.compiled import compile_inductor
 
+PACKED_DTYPES = (torch.bfloat16, torch.float32)
+
+
+class PackedLinear(nn.Module):
+    """An inference-only nn.Linear whose weight was reordered once into oneDNN's blocked layout (what inductor's
+    weight freezing does), instead of at every call. `weight` is that opaque tensor; it keeps dtype and shape."""
+
+    def __init__(self, linear: nn.Linear):
+        super().__init__()
+        self.in_features, self.out_features = linear.in_features, linear.out_features
+        self.weight = torch.ops.mkldnn._reorder_linear_weight(linear.weight.detach())
+        self.bias = linear.bias
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.ops.mkldnn._linear_pointwise(x, self.weight, self.bias, "none", [], "")
+
+
+def pack_linear_weights(model: nn.Module) -> int:
+    """Replaces every plain CPU nn.Linear of a packable dtype by a PackedLinear, one at a time so that each unpacked
+    weight is freed before the next is packed (memory does not grow); weights shared with another module (the tied
+    LM head) are left alone. Returns how many layers were packed."""
+    owners: dict[int, int] = {}
+    for _, param in model.named_parameters(remove_duplicate=False):
+        owners[id(param)] = owners.get(id(param), 0) + 1
+    names = [
+        name
+        for name, module in model.named_modules()
+        if type(module) is nn.Linear
+        and module.weight.device.type == "cpu"
+        and module.weight.dtype in PACKED_DTYPES
+        and owners[id(module.weight)] == 1
+    ]
+    with torch.no_grad():
+        for name in names:
+            parent_name, _, leaf = name.rpartition(".")
+            parent = model.get_submodule(parent_name)
+            setattr(parent, leaf, PackedLinear(getattr(parent, leaf)))
+    return len(names)
+
 
 class CpuBackend(Backend):
-    """The reference operators (SDPA already dispatches to the fused CPU flash-attention kernel) plus an inductor
-    graph of the denoising loop."""
-
     name = "cpu"
     device_type = "cpu"
     default_dtype = torch.float32
 
+    def __init__(self, *, pack_weights: bool = True):
+        self.pack_weights = pack_weights and torch.backends.mkldnn.is_available()
+        self.packed_layers = 0
+
+    def prepare(self, model: nn.Module) -> None:
+        if self.pack_weights:
+            self.packed_layers += pack_linear_weights(model)
+
     def compile(self, fn: Callable, *, name: str) -> Callable:
-        return compile_inductor(fn)
+        """Inductor, unless `prepare` packed the weights: dynamo cannot trace opaque oneDNN tensors, and the
+        packed eager loop is the faster of the two here."""
+        return fn if self.packed_layers else compile_inductor(fn)

@@ -165,9 +165,9 @@ class NpuBackend(Backend):
         config.experimental_config.tiling_schedule_optimize = True
         config.mode = self.graph_mode
         if self.compile_cache_dir is not None:
-            compiled = torchair.inference.cache_compile(
-                fn, config=config, dynamic=False, cache_dir=str(self.compile_cache_dir / name)
-            )
+            from torchair.inference import cache_compile
+
+            compiled = cache_compile(fn, config=config, dynamic=False, cache_dir=str(self.compile_cache_dir / name))
         else:
             compiled = torch.compile(
                 fn, backend=torchair.get_npu_backend(compiler_config=config), fullgraph=True, dynamic=False
@@ -175,13 +175,13 @@ class NpuBackend(Backend):
         return clone_outputs(compiled)
 
     def synchronize(self) -> None:
-        torch.npu.synchronize()
+        torch.npu.synchronize(self.device())
 
     def max_memory_allocated(self) -> Optional[int]:
-        return torch.npu.max_memory_allocated()
+        return torch.npu.max_memory_allocated(self.device())
 
     def reset_peak_memory(self) -> None:
-        torch.npu.reset_peak_memory_stats()
+        torch.npu.reset_peak_memory_stats(self.device())
 
 
 class EmulatedNpuBackend(NpuBackend):

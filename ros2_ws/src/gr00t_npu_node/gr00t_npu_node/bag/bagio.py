@@ -13,7 +13,7 @@ from rosbags.interfaces import Connection, ConnectionExtRosbag2, Qos
 from rosbags.rosbag2 import Reader, ReaderError, Writer, WriterError
 from rosbags.rosbag2.enums import CompressionFormat, CompressionMode, StoragePlugin
 
-from .typedefs import MessageDefinitions
+from gr00t_npu_node.bag.typedefs import MessageDefinitions
 
 STORAGES = {"mcap": StoragePlugin.MCAP, "sqlite3": StoragePlugin.SQLITE3}
 

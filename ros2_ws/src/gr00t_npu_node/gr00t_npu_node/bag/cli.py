@@ -4,12 +4,23 @@ from __future__ import annotations
 import argparse
 import signal
 import sys
+import tempfile
 import threading
+import time
 from pathlib import Path
 
-from .bagio import STORAGES, BagError
-from .episode import DatasetError
-from .layout import Topics, load_joint_layout
+from gr00t_npu_node.bag.bagio import STORAGES, BagError
+from gr00t_npu_node.bag.check import check_replay
+from gr00t_npu_node.bag.convert import convert_dataset, write_episode_bag
+from gr00t_npu_node.bag.episode import DatasetError, LeRobotDataset
+from gr00t_npu_node.bag.evaluate import evaluate_offline, score_live_run
+from gr00t_npu_node.bag.from_bag import episode_from_bag
+from gr00t_npu_node.bag.layout import Topics, load_joint_layout
+from gr00t_npu_node.bag.live import clock_slack_ns, replay_into_node, replayed_camera_stamps
+from gr00t_npu_node.bag.play import play_bag
+from gr00t_npu_node.bag.record import record_bag
+from gr00t_npu_node.bag.synth import write_synthetic_bag
+from gr00t_npu_node.bag.trajectories import read_command_log
 
 
 def _add_topic_flags(parser: argparse.ArgumentParser) -> None:
@@ -35,7 +46,6 @@ def _parse_remap(pairs: list[str]) -> dict[str, str]:
 
 
 def _convert(args: argparse.Namespace) -> int:
-    from .convert import convert_dataset
 
     results = convert_dataset(args.dataset, args.out_dir, load_joint_layout(args.config), episodes=args.episodes,
                               max_seconds=args.max_seconds, topics=_topics(args), storage=args.storage,
@@ -47,7 +57,6 @@ def _convert(args: argparse.Namespace) -> int:
 
 
 def _synth(args: argparse.Namespace) -> int:
-    from .synth import write_synthetic_bag
 
     result = write_synthetic_bag(args.out, load_joint_layout(args.config), seconds=args.seconds,
                                  topics=_topics(args), storage=args.storage)
@@ -56,7 +65,6 @@ def _synth(args: argparse.Namespace) -> int:
 
 
 def _play(args: argparse.Namespace) -> int:
-    from .play import play_bag
 
     result = play_bag(args.bag, rate=args.rate, loop=args.loop, topics=args.topics, remap=_parse_remap(args.remap),
                       start_offset=args.start_offset, clock_hz=args.clock, wait_for=args.wait_for,
@@ -70,7 +78,6 @@ def _play(args: argparse.Namespace) -> int:
 
 
 def _record(args: argparse.Namespace) -> int:
-    from .record import record_bag
 
     if not args.topics and not args.all:
         raise ValueError("name the topics to record (--topics T ...) or record everything with --all")
@@ -83,6 +90,65 @@ def _record(args: argparse.Namespace) -> int:
         print(f"{topic}: {count} messages")
     print(f"{args.out}: {sum(counts.values())} messages")
     return 0
+
+
+def _eval_episode(args: argparse.Namespace, layout):
+
+    if (args.bag is None) == (args.dataset is None):
+        raise ValueError("evaluate either a bag (--bag BAG) or a data set episode (--dataset DIR --episode K)")
+    if args.bag is not None:
+        return episode_from_bag(args.bag, _topics(args)).head(args.max_seconds)
+    return LeRobotDataset.open(args.dataset).episode(args.episode, layout).head(args.max_seconds)
+
+
+def _eval(args: argparse.Namespace) -> int:
+    layout = load_joint_layout(args.config)
+    episode = _eval_episode(args, layout)
+    if args.live:
+        report = _eval_live(args, layout, episode)
+    else:
+        # torch is imported only where a policy runs in this process.
+        from gr00t_npu_node.policy import Gr00tPolicy
+        from gr00t_npu_node.ros.policy_loader import tiny_checkpoint_dir
+
+        started = time.perf_counter()
+        policy = Gr00tPolicy.from_pretrained(args.checkpoint or tiny_checkpoint_dir(), embodiment=args.embodiment,
+                                             device=args.device, dtype=args.dtype, optimize=not args.plain)
+        policy.warmup()
+        print(f"loaded and warmed up {policy.description} in {time.perf_counter() - started:.1f} s")
+        report = evaluate_offline(policy, episode, layout, execute_steps=args.execute_steps or layout.execute_steps,
+                                  progress=_progress(args))
+    print(report.table())
+    if args.json == "-":
+        print(report.to_json())
+    elif args.json:
+        Path(args.json).write_text(report.to_json())
+    return 0
+
+
+def _eval_live(args: argparse.Namespace, layout, episode):
+
+    with tempfile.TemporaryDirectory(prefix="gr00t_eval_") as scratch:
+        bag = args.bag
+        if bag is None or args.max_seconds is not None:
+            bag = write_episode_bag(episode, Path(scratch) / "replayed", topics=_topics(args)).path
+        record = args.record or Path(scratch) / "commands"
+        started = time.perf_counter()
+        run = replay_into_node(bag, record, layout, topics=_topics(args), namespace=args.namespace, rate=args.rate)
+        return score_live_run(run, episode, layout, horizon=args.horizon, wall_seconds=time.perf_counter() - started)
+
+
+def _check(args: argparse.Namespace) -> int:
+
+    layout = load_joint_layout(args.config)
+    camera_stamps, _ = replayed_camera_stamps(args.replayed, _topics(args))
+    log = read_command_log(args.recorded, layout.resolved_command_topics(args.namespace))
+    result = check_replay(log, camera_stamps, layout, horizon=args.horizon,
+                          clock_slack_ns=clock_slack_ns(args.rate))
+    print(result.summary())
+    for problem in result.problems:
+        print(f"  {problem}")
+    return 1 if result.problems else 0
 
 
 def _progress(args: argparse.Namespace) -> bool:
@@ -134,6 +200,39 @@ def build_parser() -> argparse.ArgumentParser:
     record.add_argument("--compress", action="store_true")
     record.add_argument("--use-sim-time", action="store_true", help="receive times from /clock")
     record.set_defaults(run=_record)
+
+    evaluate = commands.add_parser("eval", help="score a policy's chunks against an episode's recorded actions")
+    evaluate.add_argument("--bag", type=Path, help="a converted episode bag")
+    evaluate.add_argument("--dataset", type=Path, help="a LeRobot data set directory (with --episode)")
+    evaluate.add_argument("--episode", type=int, default=0)
+    evaluate.add_argument("--max-seconds", type=float, help="only the first S seconds of the episode")
+    evaluate.add_argument("--checkpoint", type=Path, help="GR00T N1.6 checkpoint (default: the tiny test model)")
+    evaluate.add_argument("--embodiment", default="gr1")
+    evaluate.add_argument("--device", default="cpu")
+    evaluate.add_argument("--dtype", help="float32, bfloat16 or float16 (default: the device's)")
+    evaluate.add_argument("--plain", action="store_true", help="no graph compilation (faster start, slower calls)")
+    evaluate.add_argument("--execute-steps", type=int, help="frames between chunk starts (default: the config's)")
+    evaluate.add_argument("--live", action="store_true",
+                          help="replay into the running gr00t_node (use_sim_time:=true) and score its commands")
+    evaluate.add_argument("--namespace", default="", help="the node's namespace (--live)")
+    evaluate.add_argument("--rate", type=float, default=1.0, help="replay rate (--live)")
+    evaluate.add_argument("--record", type=Path, help="keep the node's recorded commands in this new bag (--live)")
+    evaluate.add_argument("--horizon", type=int, default=16, help="the policy's action horizon (--live)")
+    evaluate.add_argument("--json", help="write the report as JSON to this file ('-' for stdout)")
+    evaluate.add_argument("--config", type=Path)
+    evaluate.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None)
+    _add_topic_flags(evaluate)
+    evaluate.set_defaults(run=_eval)
+
+    check = commands.add_parser("check", help="regression checks on a node's commands recorded during a replay")
+    check.add_argument("recorded", type=Path, help="bag with the node's trajectories (recorded on sim time)")
+    check.add_argument("replayed", type=Path, help="the bag that was replayed into the node")
+    check.add_argument("--namespace", default="")
+    check.add_argument("--rate", type=float, default=1.0, help="the replay rate used")
+    check.add_argument("--horizon", type=int, default=16)
+    check.add_argument("--config", type=Path)
+    _add_topic_flags(check)
+    check.set_defaults(run=_check)
     return parser
 
 
@@ -141,7 +240,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.run(args)
-    except (BagError, DatasetError, ValueError, LookupError, FileNotFoundError) as err:
+    except (BagError, DatasetError, ValueError, LookupError, OSError) as err:
         print(f"gr00t-npu-bag {args.command}: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

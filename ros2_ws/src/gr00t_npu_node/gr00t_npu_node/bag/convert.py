@@ -9,11 +9,11 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from .bagio import BagWriter
-from .episode import Episode, LeRobotDataset
-from .layout import BAG_EPOCH_NS, EPISODE_SPACING_NS, SCORING_TOPICS_KEY, JointLayout, Topics
-from .messages import image_cdr, joint_state_cdr, string_cdr
-from .qos import bag_qos
+from gr00t_npu_node.bag.bagio import BagWriter
+from gr00t_npu_node.bag.episode import Episode, LeRobotDataset
+from gr00t_npu_node.bag.layout import BAG_EPOCH_NS, EPISODE_SPACING_NS, SCORING_TOPICS_KEY, JointLayout, Topics
+from gr00t_npu_node.bag.messages import image_cdr, joint_state_cdr, string_cdr
+from gr00t_npu_node.bag.qos import bag_qos
 
 CAMERA_QOS = bag_qos(reliable=True, transient_local=False, depth=5)
 JOINT_STATES_QOS = bag_qos(reliable=True, transient_local=False, depth=10)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .layout import JointLayout
+from gr00t_npu_node.bag.layout import JointLayout
 
 # The column whose index into meta/tasks.jsonl is the language instruction (GR00T's `task` input); `task_index`
 # is the fallback for data sets without the annotation.
@@ -56,7 +56,8 @@ class Episode:
         """The first `max_seconds` of the episode (all of it for None)."""
         if max_seconds is None:
             return self
-        count = int(np.searchsorted(self.timestamps - self.timestamps[0], max_seconds, side="right"))
+        # 1 us of slack: data-set stamps are float32 multiples of the frame period (0.1 s may read 0.10000001).
+        count = int(np.searchsorted(self.timestamps - self.timestamps[0], max_seconds + 1e-6, side="right"))
         if count == 0:
             raise ValueError(f"{self.name}: no frame within the first {max_seconds} s")
         return replace(self, timestamps=self.timestamps[:count], states=self.states[:count],

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import yaml
 
-from ..ros.share import package_share_path
+from gr00t_npu_node.ros.share import package_share_path
 
 # Bags get a wall-clock-free time base that still looks like real ROS time: episode k of a data set starts at
 # BAG_EPOCH_NS + k * EPISODE_SPACING_NS, and a frame's data-set timestamp is added to that.

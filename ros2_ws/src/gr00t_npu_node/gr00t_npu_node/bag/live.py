@@ -25,6 +25,12 @@ NODE_NAME = "gr00t_node"
 CLOCK_HZ = 200.0
 
 
+def clock_slack_ns(rate: float) -> int:
+    """How far the recorder's sim clock may be from the node's when a chunk arrives: two /clock ticks plus 100 ms
+    of wall-clock scheduling on a busy machine, in bag time."""
+    return round((2 / CLOCK_HZ + 0.1) * rate * 1e9)
+
+
 @dataclass
 class LiveRun:
     recorded: Path
@@ -64,7 +70,7 @@ class _ChunkWatcher:
             return self._condition.wait_for(done, timeout)
 
 
-def _camera_stamps(bag_path: Path | str, topics: Topics) -> tuple[list[int], int]:
+def replayed_camera_stamps(bag_path: Path | str, topics: Topics) -> tuple[list[int], int]:
     """Header stamps of the bag's images and the bag time of the last one (where the replayed clock stops)."""
     from sensor_msgs.msg import Image
 
@@ -93,11 +99,11 @@ class _RecordingThread(threading.Thread):
         out, topics, on_message = self._args
         try:
             self.counts = record_bag(out, topics=topics, use_sim_time=True, stop=self.stop,
-                                     on_start=self._started, on_message=on_message)
+                                     on_start=self._keep_recorder, on_message=on_message)
         except BaseException as err:  # handed to the caller's thread, which re-raises it
             self.error = err
 
-    def _started(self, recorder: BagRecorder) -> None:
+    def _keep_recorder(self, recorder: BagRecorder) -> None:
         self.recorder = recorder
 
     def subscribed(self) -> bool:
@@ -110,7 +116,7 @@ def replay_into_node(bag_path: Path | str, out: Path | str, layout: JointLayout,
                      namespace: str = "", rate: float = 1.0, start_timeout: float = 120.0,
                      finish_timeout: float = 30.0) -> LiveRun:
     """Play the bag's node inputs into the running node and record its commands to the new bag `out`."""
-    camera_stamps, last_input_ns = _camera_stamps(bag_path, topics)
+    camera_stamps, last_input_ns = replayed_camera_stamps(bag_path, topics)
     command_topics = layout.resolved_command_topics(namespace)
     latency_topic = resolve_topic(f"{NODE_NAME}/inference_latency", namespace)
     watcher = _ChunkWatcher({t: g for g, t in command_topics.items()})
@@ -125,8 +131,11 @@ def replay_into_node(bag_path: Path | str, out: Path | str, layout: JointLayout,
                                    f"(namespace {namespace!r}) and active?")
             time.sleep(0.05)
         inputs = [topics.camera, topics.joint_states, topics.instruction]
-        played = play_bag(bag_path, rate=rate, topics=inputs, clock_hz=CLOCK_HZ, wait_for=inputs,
-                          wait_timeout=start_timeout)
+        # The node subscribes to relative names: in a namespace, the bag's topics move into it.
+        remap = {t: resolve_topic(t.lstrip("/"), namespace) for t in inputs} if namespace else None
+        # Both the node and our recorder run on sim time: neither may miss the first /clock messages.
+        played = play_bag(bag_path, rate=rate, topics=inputs, remap=remap, clock_hz=CLOCK_HZ,
+                          wait_for={**{t: 1 for t in inputs}, "/clock": 2}, wait_timeout=start_timeout)
         if played.unmatched:
             raise TimeoutError(f"nothing subscribed to {played.unmatched} within {start_timeout} s: check the "
                                "node's image_topic, joint_states_topic and instruction_topic")

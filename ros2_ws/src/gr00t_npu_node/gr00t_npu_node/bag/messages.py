@@ -1,55 +1,62 @@
-"""CDR bytes of the messages a converted episode holds, made by rclpy's own serializer, and their decoding.
+"""CDR bytes of the messages a converted episode holds, and their decoding.
 
-A DDS transport hands subscribers a payload padded to a multiple of 4 bytes, so `ros2 bag record` stores padded
-bytes; messages are stored the same way here, which makes a converted bag identical to a recording of its replay.
+Encoding uses rosbags' CDR serializer: deterministic bytes with zeroed padding (rclpy's serializer leaves padding
+bytes uninitialized, so the same message would differ from run to run and leak memory into files). A DDS transport
+hands subscribers a payload padded to a multiple of 4 bytes, so `ros2 bag record` stores padded bytes; stored
+messages are padded the same way, which makes a converted bag identical to a recording of its replay.
+Decoding uses rclpy, which also reads the form rclpy itself writes for a JointState with an empty trailing array
+(4 more alignment bytes that rosbags' strict decoder rejects).
 """
 from __future__ import annotations
 
-import array
-
 import numpy as np
-from rclpy.serialization import deserialize_message, serialize_message
+from rclpy.serialization import deserialize_message
+from rosbags.typesys import Stores, get_typestore
 from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import String
 
-from ..ros.image_codec import image_to_rgb
+from gr00t_npu_node.ros.image_codec import image_to_rgb
 
-def pad_cdr(raw: bytes) -> bytes:
+_STORE = get_typestore(Stores.ROS2_JAZZY)
+_Time = _STORE.types["builtin_interfaces/msg/Time"]
+_Header = _STORE.types["std_msgs/msg/Header"]
+_Image = _STORE.types["sensor_msgs/msg/Image"]
+_JointState = _STORE.types["sensor_msgs/msg/JointState"]
+_String = _STORE.types["std_msgs/msg/String"]
+_EMPTY = np.zeros(0, dtype=np.float64)
+
+
+def pad_cdr(raw: bytes | memoryview) -> bytes:
     """The payload as a DDS transport delivers it: zero-padded to a multiple of 4 bytes."""
+    raw = bytes(raw)
     return raw + bytes(-len(raw) % 4)
-
-
-def split_stamp(stamp_ns: int) -> tuple[int, int]:
-    return stamp_ns // 10**9, stamp_ns % 10**9
 
 
 def stamp_ns(header) -> int:
     return header.stamp.sec * 10**9 + header.stamp.nanosec
 
 
+def _header(stamp: int, frame_id: str = ""):
+    return _Header(stamp=_Time(sec=stamp // 10**9, nanosec=stamp % 10**9), frame_id=frame_id)
+
+
 def image_cdr(rgb: np.ndarray, stamp: int, frame_id: str) -> bytes:
     if rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] != 3:
         raise ValueError(f"expected an RGB uint8 [H, W, 3] frame, got {rgb.dtype} {rgb.shape}")
-    msg = Image()
-    msg.header.stamp.sec, msg.header.stamp.nanosec = split_stamp(stamp)
-    msg.header.frame_id = frame_id
-    msg.height, msg.width = rgb.shape[:2]
-    msg.encoding = "rgb8"
-    msg.step = rgb.shape[1] * 3
-    msg.data = array.array("B", np.ascontiguousarray(rgb).tobytes())
-    return pad_cdr(serialize_message(msg))
+    height, width = rgb.shape[:2]
+    msg = _Image(header=_header(stamp, frame_id), height=height, width=width, encoding="rgb8", is_bigendian=0,
+                 step=width * 3, data=np.ascontiguousarray(rgb).reshape(-1))
+    return pad_cdr(_STORE.serialize_cdr(msg, _Image.__msgtype__))
 
 
 def joint_state_cdr(names: tuple[str, ...], positions: np.ndarray, stamp: int) -> bytes:
-    msg = JointState()
-    msg.header.stamp.sec, msg.header.stamp.nanosec = split_stamp(stamp)
-    msg.name = list(names)
-    msg.position = array.array("d", np.asarray(positions, dtype=np.float64).tobytes())
-    return pad_cdr(serialize_message(msg))
+    msg = _JointState(header=_header(stamp), name=list(names), position=np.asarray(positions, dtype=np.float64),
+                      velocity=_EMPTY, effort=_EMPTY)
+    return pad_cdr(_STORE.serialize_cdr(msg, _JointState.__msgtype__))
 
 
 def string_cdr(text: str) -> bytes:
-    return pad_cdr(serialize_message(String(data=text)))
+    return pad_cdr(_STORE.serialize_cdr(_String(data=text), _String.__msgtype__))
 
 
 def decode_image(raw: bytes) -> tuple[int, np.ndarray]:

@@ -17,10 +17,10 @@ from rclpy.qos import QoSProfile, ReliabilityPolicy
 from rclpy.signals import SignalHandlerOptions
 from rosgraph_msgs.msg import Clock
 
-from .bagio import BagError, BagReader
-from .layout import SCORING_TOPICS_KEY
-from .qos import is_latched, playback_profile
-from .typedefs import message_class
+from gr00t_npu_node.bag.bagio import BagError, BagReader
+from gr00t_npu_node.bag.layout import SCORING_TOPICS_KEY
+from gr00t_npu_node.bag.qos import is_latched, playback_profile
+from gr00t_npu_node.bag.typedefs import message_class
 
 # rclcpp's ClockQoS, what `ros2 bag play --clock` uses and sim-time subscribers expect.
 CLOCK_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.BEST_EFFORT)
@@ -60,15 +60,17 @@ def _time_msg(stamp_ns: int) -> Clock:
 
 def play_bag(path: Path | str, *, rate: float = 1.0, loop: bool = False, topics: Sequence[str] | None = None,
              remap: Mapping[str, str] | None = None, start_offset: float = 0.0, clock_hz: float | None = None,
-             wait_for: Sequence[str] | None = None, wait_timeout: float = 10.0, ack_timeout: float = 5.0,
-             node: Node | None = None, stop: threading.Event | None = None) -> PlayResult:
+             wait_for: Sequence[str] | Mapping[str, int] | None = None, wait_timeout: float = 10.0,
+             ack_timeout: float = 5.0, node: Node | None = None, stop: threading.Event | None = None) -> PlayResult:
     """Publish the bag's messages (all topics, or `topics`) at `rate` times their recorded pace.
 
     Before the first message it waits up to `wait_timeout` s until every topic in `wait_for` has a subscriber
     (default: every played topic except the bag's scoring-only topics), then plays anyway and reports the rest in
-    `unmatched`. Latched topics keep their last message before `start_offset`. `clock_hz` publishes /clock with the
-    bag's time at that rate and before every message. With `loop`, it repeats until `stop` is set or Ctrl+C.
-    `node` (optional) is an existing node to create the publishers on; it needs no spinning.
+    `unmatched`; a mapping asks for that many subscribers per topic, and "/clock" can be waited for too, so that
+    sim-time nodes have the clock before the first message. Latched topics keep their last message before
+    `start_offset`. `clock_hz` publishes /clock with the bag's time at that rate and before every message. With
+    `loop`, it repeats until `stop` is set or Ctrl+C. `node` (optional) is an existing node to create the
+    publishers on; it needs no spinning.
     """
     if rate <= 0:
         raise ValueError(f"rate must be positive, got {rate}")
@@ -88,10 +90,14 @@ def play_bag(path: Path | str, *, rate: float = 1.0, loop: bool = False, topics:
         clock = player.create_publisher(Clock, "/clock", CLOCK_QOS) if clock_hz else None
         try:
             scoring = set(bag.custom_data.get(SCORING_TOPICS_KEY, "").split(","))
-            waited = list(wait_for) if wait_for is not None else [t for t in played if t not in scoring]
-            if missing := [t for t in waited if t not in publishers]:
+            if wait_for is None:
+                wait_for = [t for t in played if t not in scoring]
+            waited = dict(wait_for) if isinstance(wait_for, Mapping) else {t: 1 for t in wait_for}
+            waitable = {**publishers, **({"/clock": clock} if clock else {})}
+            if missing := [t for t in waited if t not in waitable]:
                 raise BagError(f"cannot wait for subscribers on {missing}: they are not played")
-            result.unmatched = _wait_for_subscribers({t: publishers[t] for t in waited}, wait_timeout, stop)
+            result.unmatched = _wait_for_subscribers({t: (waitable[t], n) for t, n in waited.items()}, wait_timeout,
+                                                     stop)
             if result.unmatched:
                 player.get_logger().warning(f"playing without subscribers on {result.unmatched} "
                                             f"(none after {wait_timeout} s)")
@@ -115,15 +121,17 @@ def play_bag(path: Path | str, *, rate: float = 1.0, loop: bool = False, topics:
 
 
 def _wait_for_subscribers(publishers: dict, timeout: float, stop: threading.Event) -> list[str]:
+    """Topics still short of their subscriber count (publishers: topic -> (publisher, count)) after the wait."""
     deadline = time.monotonic() + timeout
     while True:
-        unmatched = [t for t, p in publishers.items() if p.get_subscription_count() == 0]
+        unmatched = [t for t, (p, count) in publishers.items() if p.get_subscription_count() < count]
         if not unmatched or time.monotonic() >= deadline or stop.wait(0.01):
             return unmatched
 
 
 def _play_once(bag: BagReader, played: list[str], latched: list[str], start_ns: int, rate: float,
                publishers: dict, clock, clock_hz: float | None, stop: threading.Event, result: PlayResult) -> None:
+    """One pass from `start_ns` to the end; returns early when `stop` is set."""
     last_before_start: dict[str, bytes] = {}
     if start_ns > bag.start_ns:
         for topic, stamp, data in bag.messages(latched):
@@ -150,7 +158,7 @@ def _play_once(bag: BagReader, played: list[str], latched: list[str], start_ns: 
         while (now := time.monotonic_ns()) < due:
             if tick_ns is not None and now >= next_tick:
                 publish_clock(start_ns + round((now - wall_start) * rate))
-                next_tick += tick_ns
+                next_tick = now + tick_ns
             wake = min(due, next_tick) if tick_ns is not None else due
             if stop.wait(max(0.0, (wake - now) / 1e9)):
                 return

@@ -8,15 +8,16 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import rclpy
+from rclpy.clock import Clock, ClockType
 from rclpy.context import Context
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.signals import SignalHandlerOptions
 
-from .bagio import BagWriter
-from .qos import qos_from_endpoint, recording_profile
-from .typedefs import message_class
+from gr00t_npu_node.bag.bagio import BagWriter
+from gr00t_npu_node.bag.qos import qos_from_endpoint, recording_profile
+from gr00t_npu_node.bag.typedefs import message_class
 
 GRAPH_POLL_S = 0.1
 DRAIN_IDLE_S = 0.05
@@ -34,7 +35,8 @@ class BagRecorder:
         self.skipped: dict[str, str] = {}      # topic -> why it is not recorded
         self._writer = BagWriter(out, storage=storage, compress=compress)
         self._subscriptions: dict[str, object] = {}
-        self._timer = node.create_timer(GRAPH_POLL_S, self.discover)
+        # A steady-clock timer: on sim time a ROS-time timer would not fire before the first /clock message.
+        self._timer = node.create_timer(GRAPH_POLL_S, self.discover, clock=Clock(clock_type=ClockType.STEADY_TIME))
         self.discover()
 
     @property
@@ -123,13 +125,15 @@ def record_bag(out: Path | str, *, topics: Sequence[str] | None = None, storage:
         executor.add_node(node)
         recorder = BagRecorder(out, node, topics=topics, storage=storage, compress=compress,
                                on_message=on_message)
-        if on_start is not None:
-            on_start(recorder)
-        while not stop.is_set():
-            executor.spin_once(timeout_sec=GRAPH_POLL_S)
-        counts = recorder.close(executor)
-        executor.shutdown()
-        node.destroy_node()
+        try:
+            if on_start is not None:
+                on_start(recorder)
+            while not stop.is_set():
+                executor.spin_once(timeout_sec=GRAPH_POLL_S)
+        finally:
+            counts = recorder.close(executor)
+            executor.shutdown()
+            node.destroy_node()
         return counts
     finally:
         context.try_shutdown()

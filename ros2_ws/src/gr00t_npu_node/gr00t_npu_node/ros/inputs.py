@@ -26,6 +26,7 @@ class ImageSample:
     stamp_ns: int
     seq: int
     compressed: bool
+    received_ns: int  # system clock, when the middleware received it (for the node's overhead figure)
 
 
 @dataclass(frozen=True)
@@ -59,10 +60,10 @@ class InputBuffer:
         self.joint_states_received = 0
 
     # ---- writers (subscription callbacks) ------------------------------------------------------------------
-    def put_image(self, msg, stamp_ns: int, compressed: bool) -> None:
+    def put_image(self, msg, stamp_ns: int, compressed: bool, received_ns: int) -> None:
         with self._changed:
             self._image_seq += 1
-            self._image = ImageSample(msg, stamp_ns, self._image_seq, compressed)
+            self._image = ImageSample(msg, stamp_ns, self._image_seq, compressed, received_ns)
             self.images_received += 1
             self._changed.notify_all()
 

@@ -34,7 +34,8 @@ class JointStateMapper:
         names = tuple(msg.name)
         if len(msg.position) != len(names):
             raise ValueError(
-                f"joint state has {len(names)} names but {len(msg.position)} positions; every named joint needs a position"
+                f"joint state has {len(names)} names but {len(msg.position)} positions; "
+                "every named joint needs a position"
             )
         layout = self._layout(names)
         position = np.asarray(msg.position, dtype=np.float64)

@@ -68,15 +68,15 @@ class Node:
         namespace: Any = None,
         parameters: Sequence[Any] = (),
         remappings: Sequence[tuple[Any, Any]] = (),
-        output: str = "log",
+        output: str = "screen",
     ):
+        """`output` is accepted for compatibility: children always write to the runner's stdout ("screen")."""
         self.package = package
         self.executable = executable
         self.name = name
         self.namespace = namespace
         self.parameters = list(parameters)
         self.remappings = list(remappings)
-        self.output = output
 
 
 def substitute(value: Any, context: LaunchContext) -> str:

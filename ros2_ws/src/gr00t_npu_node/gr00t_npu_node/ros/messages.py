@@ -43,6 +43,28 @@ def joint_trajectory(
     return msg
 
 
+class ChunkTrajectoryWriter:
+    """One reusable JointTrajectory per group for policy chunks (point j at (j + 1) * step): only positions,
+    velocities and the stamp change between chunks, which saves most of the message construction cost.
+    The message is valid until the next `fill`; publish it before that (rclpy serializes on publish)."""
+
+    def __init__(self, joint_names: Sequence[str], step_ns: int):
+        self._msg = JointTrajectory(joint_names=list(joint_names))
+        self._step_ns = step_ns
+        self._points: list[JointTrajectoryPoint] = []
+
+    def fill(self, start_ns: int, positions: np.ndarray, velocities: np.ndarray) -> JointTrajectory:
+        while len(self._points) < len(positions):
+            t = (len(self._points) + 1) * self._step_ns
+            self._points.append(JointTrajectoryPoint(time_from_start=Duration(sec=t // NS, nanosec=t % NS)))
+        for point, q, v in zip(self._points, positions, velocities):
+            point.positions = array.array("d", q.tobytes())
+            point.velocities = array.array("d", v.tobytes())
+        self._msg.points = self._points[: len(positions)]
+        self._msg.header.stamp = ros_time(start_ns)
+        return self._msg
+
+
 def trajectory_arrays(msg: JointTrajectory, joints: Sequence[str]) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
     """(positions [N, D], velocities [N, D] or None, times_from_start_ns [N]) reordered to `joints`.
 
@@ -50,12 +72,15 @@ def trajectory_arrays(msg: JointTrajectory, joints: Sequence[str]) -> tuple[np.n
     or time_from_start not strictly increasing.
     """
     names = list(msg.joint_names)
-    missing = [j for j in joints if j not in names]
-    foreign = [n for n in names if n not in joints]
-    if missing or foreign or len(names) != len(joints):
+    problems = {
+        "missing": [j for j in joints if j not in names],
+        "unknown": [n for n in names if n not in joints],
+        "repeated": sorted({n for n in names if names.count(n) > 1}),
+    }
+    details = [f"{label} {', '.join(found)}" for label, found in problems.items() if found]
+    if details:
         raise ValueError(
-            f"teleop trajectory joints {names} do not match the group's joints {list(joints)}"
-            f"{'; missing ' + ', '.join(missing) if missing else ''}{'; unknown ' + ', '.join(foreign) if foreign else ''}"
+            f"teleop trajectory joints {names} do not match the group's joints {list(joints)}: {'; '.join(details)}"
         )
     if not msg.points:
         raise ValueError("teleop trajectory has no points")

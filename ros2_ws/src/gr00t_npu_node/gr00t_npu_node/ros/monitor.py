@@ -22,7 +22,7 @@ class Monitor:
         self._lock = threading.Lock()
         self.counters: Counter[str] = Counter()
         self._faults: dict[str, tuple[bytes, str]] = {}
-        self._latencies: deque[float] = deque(maxlen=LATENCY_WINDOW)
+        self._windows: dict[str, deque[float]] = {}
 
     def count(self, name: str, n: int = 1) -> None:
         with self._lock:
@@ -49,18 +49,23 @@ class Monitor:
         fault = self._faults.get(source)
         return fault[1] if fault else None
 
-    def record_latency(self, seconds: float) -> None:
+    def record(self, name: str, seconds: float) -> None:
+        """Add a duration to the window `name` (the last LATENCY_WINDOW values are kept)."""
         with self._lock:
-            self._latencies.append(seconds)
+            self._windows.setdefault(name, deque(maxlen=LATENCY_WINDOW)).append(seconds)
 
-    def latency_percentiles_ms(self) -> tuple[float, float] | None:
+    def percentiles_ms(self, name: str) -> tuple[float, float] | None:
+        """(p50, p95) in ms of the window `name`, None while it is empty."""
         with self._lock:
-            if not self._latencies:
+            window = self._windows.get(name)
+            if not window:
                 return None
-            p50, p95 = np.percentile(np.fromiter(self._latencies, float), [50, 95])
+            p50, p95 = np.percentile(np.fromiter(window, float), [50, 95])
         return float(p50) * 1e3, float(p95) * 1e3
 
-    def status(self, name: str, hardware_id: str, sources: Iterable[str], values: dict[str, object]) -> DiagnosticStatus:
+    def status(
+        self, name: str, hardware_id: str, sources: Iterable[str], values: dict[str, object]
+    ) -> DiagnosticStatus:
         """One status: the worst current fault among `sources` sets level and message; `values` become KeyValues."""
         with self._lock:
             faults = [(self._faults[s][0], f"{s}: {self._faults[s][1]}") for s in sources if s in self._faults]

@@ -11,6 +11,8 @@ Interfaces (relative names resolve in the node's namespace; `~/` is the node's p
               joint_groups.<g>.teleop_topic trajectory_msgs/JointTrajectory
   publishes   joint_groups.<g>.topic trajectory_msgs/JointTrajectory (only through the safety gate),
               ~/action_chunk std_msgs/Float32MultiArray, ~/inference_latency std_msgs/Float64 (s),
+              ~/node_overhead std_msgs/Float64 (s: image received or cycle start -> last controller
+              publish, minus inference),
               ~/mode std_msgs/String (latched), /diagnostics diagnostic_msgs/DiagnosticArray
   services    ~/set_mode lifecycle_msgs/srv/ChangeState (transition.label = teleop | policy | hold),
               ~/resume std_srvs/srv/Trigger (clears a released e-stop; the mode becomes hold)
@@ -98,6 +100,9 @@ class Gr00tNode(LifecycleNode):
         self._worker.start()
         self._lifecycle = "active"
         self._publish_mode()
+        topics = ", ".join(self.resolve_topic_name(g.topic) for g in self._params.groups.values())
+        dry = " (dry run: controllers are not commanded)" if self._params.dry_run else ""
+        self.get_logger().info(f"active in mode {self._gate.mode}{dry}; commanding {topics}")
         return TransitionCallbackReturn.SUCCESS
 
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -138,10 +143,15 @@ class Gr00tNode(LifecycleNode):
 
     def _configure(self) -> None:
         p = self._params = read_params(self)
+        started = time.monotonic()
         policy = load_policy(p)
+        loaded = time.monotonic()
         self._check_policy(policy, p)
         policy.warmup()
         self._policy = policy
+        self.get_logger().info(
+            f"loaded {policy.description} in {loaded - started:.1f} s, warmed up in {time.monotonic() - loaded:.1f} s"
+        )
         state_joints = {g: group_joints(self, g) for g in policy.state_dims}
         mapper = JointStateMapper({**state_joints, **{g: grp.joints for g, grp in p.groups.items()}})
         self._inputs = inputs = InputBuffer(mapper)
@@ -153,9 +163,12 @@ class Gr00tNode(LifecycleNode):
             self._gate.set_policy_enabled(False, f"waiting for true on {p.policy_enable_topic}")
         chunk_pub = self._add(self.create_publisher(Float32MultiArray, "~/action_chunk", 1))
         latency_pub = self._add(self.create_publisher(Float64, "~/inference_latency", 10))
+        overhead_pub = self._add(self.create_publisher(Float64, "~/node_overhead", 10))
 
-        def publish_monitors(chunk: Optional[np.ndarray], latency_s: float) -> None:
+        def publish_monitors(chunk: Optional[np.ndarray], latency_s: float, overhead_s: Optional[float]) -> None:
             latency_pub.publish(Float64(data=latency_s))
+            if overhead_s is not None:
+                overhead_pub.publish(Float64(data=overhead_s))
             if chunk is not None:
                 chunk_pub.publish(messages.action_chunk(chunk))
 
@@ -168,7 +181,9 @@ class Gr00tNode(LifecycleNode):
 
     def _check_policy(self, policy, p: NodeParams) -> None:
         if len(policy.video_keys) != 1:
-            raise ValueError(f"the checkpoint expects {len(policy.video_keys)} cameras {policy.video_keys}; this node feeds one")
+            raise ValueError(
+                f"the checkpoint expects {len(policy.video_keys)} cameras {policy.video_keys}; this node feeds one"
+            )
         for g, group in p.groups.items():
             dim = policy.action_dims.get(g)
             if dim != len(group.joints):
@@ -187,14 +202,11 @@ class Gr00tNode(LifecycleNode):
         inputs = self._inputs
         if p.image_topic:
             self._add(self.create_subscription(
-                Image, p.image_topic,
-                lambda msg: inputs.put_image(msg, stamp_to_ns(msg.header.stamp, self._now_ns()), False),
-                qos_profile_sensor_data,
+                Image, p.image_topic, lambda msg, info: self._on_image(msg, info, False), qos_profile_sensor_data,
             ))
         if p.compressed_image_topic:
             self._add(self.create_subscription(
-                CompressedImage, p.compressed_image_topic,
-                lambda msg: inputs.put_image(msg, stamp_to_ns(msg.header.stamp, self._now_ns()), True),
+                CompressedImage, p.compressed_image_topic, lambda msg, info: self._on_image(msg, info, True),
                 qos_profile_sensor_data,
             ))
         self._add(self.create_subscription(
@@ -246,6 +258,10 @@ class Gr00tNode(LifecycleNode):
         keys = ["estop", "policy_enable"]
         return keys + [f"teleop:{g}" for g in (self._params.groups if self._params else ())]
 
+    def _on_image(self, msg: Image | CompressedImage, info: dict, compressed: bool) -> None:
+        received_ns = info.get("received_timestamp") or time.time_ns()
+        self._inputs.put_image(msg, stamp_to_ns(msg.header.stamp, self._now_ns()), compressed, received_ns)
+
     def _on_estop(self, msg: Bool) -> None:
         self._last_rx_ns["estop"] = self._now_ns()
         self._gate.set_estop(msg.data, f"{self._params.estop_topic} is true")
@@ -296,7 +312,8 @@ class Gr00tNode(LifecycleNode):
         if p.estop_timeout > 0 and silent_for("estop") > p.estop_timeout:
             gate.set_estop(True, f"no message on {p.estop_topic} for {p.estop_timeout} s")
             self._publish_mode()
-        if p.policy_enable_topic and p.policy_enable_timeout > 0 and silent_for("policy_enable") > p.policy_enable_timeout:
+        enable_timeout = p.policy_enable_timeout if p.policy_enable_topic else 0.0
+        if enable_timeout > 0 and silent_for("policy_enable") > enable_timeout:
             gate.set_policy_enabled(False, f"no message on {p.policy_enable_topic} for {p.policy_enable_timeout} s")
         if gate.mode == "teleop":
             for g, group in p.groups.items():
@@ -332,7 +349,8 @@ class Gr00tNode(LifecycleNode):
         self._rate_base = (now_mono, images, joints)
         now_ns = self._now_ns()
         image_stamp = inputs.latest_image_stamp_ns() if inputs else None
-        latency = m.latency_percentiles_ms()
+        latency = m.percentiles_ms("inference_latency")
+        overhead = m.percentiles_ms("node_overhead")
         c = m.counters
         model = self._policy.description if self._policy is not None else "not loaded"
         name = self.get_fully_qualified_name()
@@ -353,6 +371,8 @@ class Gr00tNode(LifecycleNode):
                 "dtype": (p.dtype or "device default") if p else "",
                 "inference_latency_p50_ms": latency[0] if latency else "n/a",
                 "inference_latency_p95_ms": latency[1] if latency else "n/a",
+                "node_overhead_p50_ms": overhead[0] if overhead else "n/a",
+                "node_overhead_p95_ms": overhead[1] if overhead else "n/a",
                 "chunks_published": c["chunks_published"],
                 "late_chunks": c["late_chunks"],
                 "inference_errors": c["inference_errors"],
@@ -367,6 +387,7 @@ class Gr00tNode(LifecycleNode):
                 "dropped_chunks": c["dropped_chunks"],
                 "superseded_chunks": c["superseded_chunks"],
                 "holds": c["holds"],
+                "controllers_without_subscriber": ",".join(gate.unsubscribed_controllers()) if gate else "",
                 "teleop_forwarded": c["teleop_forwarded"],
             }),
         ]

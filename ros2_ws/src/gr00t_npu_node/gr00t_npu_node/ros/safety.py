@@ -31,7 +31,9 @@ from gr00t_npu_node.ros.inputs import MeasuredPositions
 from gr00t_npu_node.ros.monitor import ERROR, Monitor
 from gr00t_npu_node.ros.params import MODES, JointGroup
 
-COMMAND_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE)
+# Reliable and deep enough that a hold published right after a chunk is never replaced in the writer's history
+# before delivery (each trajectory replaces the controller's future anyway, in order).
+COMMAND_QOS = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
 
 
 @dataclass
@@ -56,18 +58,23 @@ def limit_trajectory(
     lo, hi, vmax = group.position_min, group.position_max, group.velocity_max
     clamped = np.clip(positions, lo, hi)
     position_clamps = int(np.count_nonzero(clamped != positions))
-    gaps = np.diff(np.concatenate(([0.0], point_times_s)))
-    limited = np.empty_like(clamped)
-    previous = reference
+    gaps = np.diff(point_times_s, prepend=0.0)
+    max_steps = gaps[:, None] * vmax
+    too_fast = np.abs(np.diff(clamped, axis=0, prepend=reference[None, :])) > max_steps
     velocity_clamps = 0
-    for i, (q, gap) in enumerate(zip(clamped, gaps)):
-        step = vmax * gap
-        bounded = np.clip(q, previous - step, previous + step)
-        velocity_clamps += int(np.count_nonzero(bounded != q))
-        limited[i] = previous = bounded
-    # A reference outside the position limits (robot pushed past them) can drag the bounded steps outside too;
-    # position limits win.
-    np.clip(limited, lo, hi, out=limited)
+    limited = clamped
+    if too_fast.any():
+        # Sequential from the first violation on: each bounded point is the origin of the next step.
+        first = int(np.argmax(too_fast.any(axis=1)))
+        limited = clamped.copy()
+        previous = limited[first - 1] if first else reference
+        for i in range(first, len(limited)):
+            bounded = np.clip(limited[i], previous - max_steps[i], previous + max_steps[i])
+            velocity_clamps += int(np.count_nonzero(bounded != limited[i]))
+            limited[i] = previous = bounded
+        # A reference outside the position limits (robot pushed past them) can drag the bounded steps outside
+        # too; position limits win.
+        np.clip(limited, lo, hi, out=limited)
     if velocities is None:
         velocities = _finite_difference(reference, point_times_s, limited)
     else:
@@ -107,7 +114,12 @@ class SafetyGate:
         self._now_ns = now_ns
         self._monitor = monitor
         self._lock = threading.RLock()
-        self.__publishers = {g: node.create_publisher(JointTrajectory, grp.topic, COMMAND_QOS) for g, grp in groups.items()}
+        self.__publishers = {
+            g: node.create_publisher(JointTrajectory, group.topic, COMMAND_QOS) for g, group in groups.items()
+        }
+        self._chunk_writers = {
+            g: messages.ChunkTrajectoryWriter(group.joints, self._step_ns) for g, group in groups.items()
+        }
         self._active = False
         self._mode = "hold"
         self._estop_signal = False
@@ -137,6 +149,10 @@ class SafetyGate:
     def policy_may_command(self) -> bool:
         """Lock-free peek at `policy_epoch() is not None`, for wait predicates (the gate re-checks on publish)."""
         return self._active and self._mode == "policy" and not self._estop_latched and self._policy_enabled
+
+    def unsubscribed_controllers(self) -> list[str]:
+        """Groups whose command topic has no matched subscriber (controller not loaded, wrong topic or QoS)."""
+        return [g for g, publisher in self.__publishers.items() if publisher.get_subscription_count() == 0]
 
     def holding(self, group: str | None = None) -> bool:
         return all(self._holding.values()) if group is None else self._holding[group]
@@ -216,9 +232,8 @@ class SafetyGate:
             self._monitor.count("dropped_chunks")
             self._monitor.fault("policy", "chunk has NaN/inf actions: dropped, nothing published", ERROR)
             return False
-        times_ns = [(i + 1) * self._step_ns for i in range(plan.num_points)]
         offset_s = (plan.start_ns - plan.reference_stamp_ns) * 1e-9
-        point_times = offset_s + np.asarray(times_ns, dtype=np.float64) * 1e-9
+        point_times = offset_s + np.arange(1, plan.num_points + 1) * (self._step_ns * 1e-9)
         with self._lock:
             if epoch != self.policy_epoch():
                 self._monitor.count("superseded_chunks")
@@ -227,9 +242,7 @@ class SafetyGate:
             for g, group in self._groups.items():
                 result = limit_trajectory(group, plan.reference[g], point_times, plan.positions[g])
                 self._count_clamps(result)
-                outgoing[g] = messages.joint_trajectory(
-                    group.joints, plan.start_ns, times_ns, result.positions, result.velocities
-                )
+                outgoing[g] = self._chunk_writers[g].fill(plan.start_ns, result.positions, result.velocities)
             self._send(outgoing)
             self._monitor.count("chunks_published")
             return True
@@ -293,7 +306,9 @@ class SafetyGate:
             q = measured.positions[g][None, :]
             result = limit_trajectory(group, q[0], np.array([self._step_ns * 1e-9]), q, np.zeros_like(q))
             self._count_clamps(result)
-            outgoing[g] = messages.joint_trajectory(group.joints, 0, [self._step_ns], result.positions, result.velocities)
+            outgoing[g] = messages.joint_trajectory(
+                group.joints, 0, [self._step_ns], result.positions, result.velocities
+            )
         self._send(outgoing)
         for g in pending:
             self._holding[g] = True

@@ -1,7 +1,9 @@
 """Where the package's data files (config/, launch/) are: the ament share directory when the package is
-installed (colcon or pip with AMENT_PREFIX_PATH set), else the source tree (editable installs, tests)."""
+installed (colcon, or pip with AMENT_PREFIX_PATH set), else `<prefix>/share/<package>` (a plain pip install),
+else the source tree (editable installs, tests)."""
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 from ament_index_python.packages import get_package_share_directory
@@ -17,10 +19,11 @@ def package_share_path(*parts: str) -> Path:
             return installed
     except (LookupError, OSError, ValueError):  # not installed, or AMENT_PREFIX_PATH unset
         pass
-    source = SOURCE_ROOT.joinpath(*parts)
-    if source.exists():
-        return source
+    for folder in (Path(sys.prefix) / "share" / PACKAGE, SOURCE_ROOT):  # pip's data_files, then the source tree
+        candidate = folder.joinpath(*parts)
+        if candidate.exists():
+            return candidate
     raise FileNotFoundError(
         f"{'/'.join(parts)} is neither in the ament share directory of {PACKAGE} (install the package or set "
-        f"AMENT_PREFIX_PATH) nor in the source tree {SOURCE_ROOT}"
+        f"AMENT_PREFIX_PATH), nor in {Path(sys.prefix) / 'share' / PACKAGE}, nor in the source tree {SOURCE_ROOT}"
     )

@@ -51,7 +51,7 @@ class InferenceWorker:
         gate: SafetyGate,
         monitor: Monitor,
         now_ns: Callable[[], int],
-        publish_monitors: Callable[[np.ndarray | None, float], None],
+        publish_monitors: Callable[[np.ndarray | None, float, float | None], None],
     ):
         self._policy = policy
         self._params = params
@@ -85,7 +85,7 @@ class InferenceWorker:
     def _run(self) -> None:
         while self._wait_for_trigger():
             try:
-                self.cycle()
+                self.cycle(started_ns=time.time_ns())
             except Exception as err:  # the node must keep running and say why; the next image retries
                 self._monitor.count("inference_errors")
                 self._monitor.fault("policy", f"inference cycle failed: {err!r}", ERROR)
@@ -104,8 +104,9 @@ class InferenceWorker:
             self._stop.wait(min(remaining_s, WAKE_S))
         return False
 
-    def cycle(self) -> bool:
-        """One observation -> chunk cycle; True when a chunk was published (or suppressed by dry_run)."""
+    def cycle(self, started_ns: int) -> bool:
+        """One observation -> chunk cycle started at `started_ns` (system clock); True when a chunk was published
+        (or suppressed by dry_run)."""
         epoch = self._gate.policy_epoch()
         if epoch is None:
             return False
@@ -120,17 +121,16 @@ class InferenceWorker:
                 self._gate.hold(f"{fault.source}: {fault}")
             return False
 
-        started = time.perf_counter()
+        inference_started = time.perf_counter()
         try:
             actions = self._policy.get_action(observation.policy_input)
         except NonFiniteActionError as err:
             self._monitor.count("dropped_chunks")
             self._monitor.fault("policy", f"{err}: nothing published", ERROR)
             return False
-        latency_s = time.perf_counter() - started
-        self._monitor.record_latency(latency_s)
+        latency_s = time.perf_counter() - inference_started
+        self._monitor.record("inference_latency", latency_s)
         chunk = self._check_actions(actions)
-        self._publish_monitors(chunk if np.all(np.isfinite(chunk)) else None, latency_s)
 
         handover = None if epoch == self._last_published_epoch else self._params.handover_steps
         plan = plan_chunk(
@@ -142,11 +142,18 @@ class InferenceWorker:
             measured_stamp_ns=observation.measured_stamp_ns,
             handover_steps=handover,
         )
+        published = plan is not None and self._gate.publish_policy_chunk(epoch, plan)
+        overhead_s = None
+        if published:
+            # From the later of the image's arrival and the cycle's start (a wait for the cadence is not overhead).
+            overhead_s = (time.time_ns() - max(started_ns, snapshot.image.received_ns)) * 1e-9 - latency_s
+            self._monitor.record("node_overhead", overhead_s)
+        # Monitors after the controllers: they are not on the control path.
+        self._publish_monitors(chunk if np.all(np.isfinite(chunk)) else None, latency_s, overhead_s)
         if plan is None:
             self._monitor.count("late_chunks")
             self._monitor.fault("policy", f"inference took {latency_s:.3f} s, longer than the whole chunk: dropped")
-            return False
-        if not self._gate.publish_policy_chunk(epoch, plan):
+        if not published:
             return False
         self._last_published_epoch = epoch
         self._next_due_ns = plan.start_ns + self._params.execute_steps * self._step_ns
@@ -160,7 +167,9 @@ class InferenceWorker:
             raise InputFault("camera", f"no image received yet on {p.image_topic or p.compressed_image_topic}")
         age_s = (now_ns - image.stamp_ns) * 1e-9
         if age_s > p.max_observation_age:
-            raise InputFault("camera", f"newest image is {age_s:.3f} s old (max_observation_age {p.max_observation_age} s)")
+            raise InputFault(
+                "camera", f"newest image is {age_s:.3f} s old (max_observation_age {p.max_observation_age} s)"
+            )
         if snapshot.joint_msg is None:
             raise InputFault("joint_states", f"no joint state received yet on {p.joint_states_topic}")
         skew_s = abs(image.stamp_ns - snapshot.joint_stamp_ns) * 1e-9
@@ -196,6 +205,8 @@ class InferenceWorker:
         for g, dim in self._policy.action_dims.items():
             a = actions.get(g)
             if a is None or a.shape != (1, horizon, dim):
-                raise ValueError(f"policy returned {g} with shape {getattr(a, 'shape', None)}, expected (1, {horizon}, {dim})")
+                raise ValueError(
+                    f"policy returned {g} with shape {getattr(a, 'shape', None)}, expected (1, {horizon}, {dim})"
+                )
             parts.append(a[0])
         return np.concatenate(parts, axis=1)

@@ -1,0 +1,120 @@
+"""Regression checks on the node's commands recorded during a replay: chunk count for the episode length and
+cadence, joint names, monotonic stamps, position limits, and chunk timing against the replayed clock."""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from gr00t_npu_node.bag.layout import JointLayout
+from gr00t_npu_node.bag.trajectories import CommandLog, observation_frame
+
+TIME_TOLERANCE_NS = 1_000
+
+
+@dataclass
+class ReplayCheck:
+    chunks: int
+    frames: int
+    observation_frames: list[int | None]
+    skipped_steps: list[int]
+    holds: dict[str, int]
+    problems: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        return (f"{self.chunks} chunks for {self.frames} frames, observations at frames {self.observation_frames}, "
+                f"skipped steps {self.skipped_steps}, holds {self.holds}; "
+                + ("all checks passed" if not self.problems else f"{len(self.problems)} problems"))
+
+
+def check_replay(log: CommandLog, camera_stamps: list[int], layout: JointLayout, *, horizon: int,
+                 clock_slack_ns: int, max_extra_frames: int = 3) -> ReplayCheck:
+    """Check `log` (the node's commands during a replay of `camera_stamps`) against the node's contract.
+
+    `clock_slack_ns` is how far the recorder's sim clock may trail or lead the node's (a couple of /clock ticks);
+    `max_extra_frames` is how many frames late an inference may start beyond the cadence (latency, scheduling).
+    """
+    step_ns = round(1e9 / layout.action_rate_hz)
+    execute = layout.execute_steps
+    frames = len(camera_stamps)
+    chunks = log.chunks
+    check = ReplayCheck(len(chunks), frames, [], [], dict(log.holds))
+    problem = check.problems.append
+    if not chunks:
+        problem("the node published no chunk during the replay")
+        return check
+    if held := {g: n for g, n in log.holds.items() if n}:
+        problem(f"the node held during the replay {held} (stale or missing inputs; see its diagnostics)")
+    limits = layout.limits(layout.policy_groups)
+    for index, chunk in enumerate(chunks):
+        label = f"chunk {index} (stamp {chunk.start_ns})"
+        points = {g.times_from_start_ns.size for g in chunk.groups.values()}
+        if len(points) != 1 or not 0 < chunk.num_points <= horizon:
+            problem(f"{label}: point counts {sorted(points)} differ between groups or exceed the horizon {horizon}")
+            continue
+        expected_times = (np.arange(chunk.num_points) + 1) * step_ns
+        for group, trajectory in chunk.groups.items():
+            if trajectory.joint_names != layout.groups[group]:
+                problem(f"{label}: {group} joints {list(trajectory.joint_names)} != configured "
+                        f"{list(layout.groups[group])}")
+                continue
+            if not np.array_equal(trajectory.times_from_start_ns, expected_times):
+                problem(f"{label}: {group} time_from_start {trajectory.times_from_start_ns.tolist()} is not "
+                        f"(i + 1) * {step_ns} ns")
+            low_limit = np.array([limits[j][0] for j in trajectory.joint_names])
+            high_limit = np.array([limits[j][1] for j in trajectory.joint_names])
+            outside = (trajectory.positions < low_limit - 1e-9) | (trajectory.positions > high_limit + 1e-9)
+            if outside.any():
+                joints = sorted({trajectory.joint_names[j] for j in np.nonzero(outside)[1]})
+                problem(f"{label}: {group} commands {joints} beyond the configured position limits")
+            if not -clock_slack_ns <= trajectory.receive_ns - chunk.start_ns < step_ns + clock_slack_ns:
+                problem(f"{label}: {group} arrived at sim time {trajectory.receive_ns}, "
+                        f"{(trajectory.receive_ns - chunk.start_ns) / 1e6:.1f} ms after its start; the node plans "
+                        "from the clock, so it must arrive within one step")
+        skipped = horizon - chunk.num_points
+        frame = observation_frame(chunk, camera_stamps, step_ns, horizon, TIME_TOLERANCE_NS)
+        check.observation_frames.append(frame)
+        check.skipped_steps.append(skipped)
+        if frame is None:
+            problem(f"{label}: start - {skipped} skipped steps matches no replayed image stamp")
+    _check_count(check, execute, max_extra_frames)
+    _check_order(check, chunks)
+    _check_cadence(check, camera_stamps, chunks, execute, step_ns, max_extra_frames)
+    return check
+
+
+def _check_count(check: ReplayCheck, execute: int, max_extra_frames: int) -> None:
+    """Chunks start every `execute` frames, later by the steps a slow inference skipped and a little slack."""
+    frames, skipped = check.frames, sum(check.skipped_steps)
+    low = math.ceil((frames - skipped) / (execute + 1 + max_extra_frames))
+    high = math.ceil(frames / max(1, execute - 1))
+    if not low <= check.chunks <= high:
+        check.problems.append(f"{check.chunks} chunks for {frames} frames at {execute} executed steps (skipped "
+                              f"{skipped} steps in all); expected {low}..{high}")
+
+
+def _check_order(check: ReplayCheck, chunks) -> None:
+    for group in chunks[0].groups:
+        receive = [c.groups[group].receive_ns for c in chunks]
+        if any(b < a for a, b in zip(receive, receive[1:])):
+            check.problems.append(f"{group}: chunk stamps are not increasing in the order the chunks arrived")
+
+
+def _check_cadence(check: ReplayCheck, camera_stamps: list[int], chunks, execute: int, step_ns: int,
+                   max_extra_frames: int) -> None:
+    frames, skipped = check.observation_frames, check.skipped_steps
+    if None in frames:
+        return
+    if frames[0] > max_extra_frames:
+        check.problems.append(f"the first chunk came from frame {frames[0]}, not one of the first frames")
+    for i in range(1, len(frames)):
+        gap = frames[i] - frames[i - 1]
+        # The next inference starts once execute steps of the previous chunk are due; the newest image then may
+        # be stamped just before that due time (the data set's stamps sit a few hundred ns under the 50 ms grid).
+        earliest = execute + skipped[i - 1] - 1
+        if not earliest <= gap <= earliest + 1 + max_extra_frames:
+            check.problems.append(f"chunks {i - 1} and {i} are {gap} frames apart; the cadence allows "
+                                  f"{earliest}..{earliest + 1 + max_extra_frames}")
+    if chunks[-1].start_ns + execute * step_ns <= camera_stamps[-1] - (max_extra_frames + 1) * step_ns:
+        check.problems.append("the node stopped commanding before the replay ended")

@@ -1,0 +1,69 @@
+"""Evaluation of a policy on an episode: offline (the policy called directly at every chunk start, as fast as it
+runs) or live (the episode replayed into the running node, its commanded chunks recorded and scored)."""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from gr00t_npu_node.bag.episode import Episode
+from gr00t_npu_node.bag.layout import JointLayout
+from gr00t_npu_node.bag.live import LiveRun
+from gr00t_npu_node.bag.score import EvalReport, PredictedChunk, score_chunks
+from gr00t_npu_node.bag.trajectories import read_command_log, read_latencies, observation_frame
+
+
+def _instruction_at(episode: Episode, frame: int) -> str:
+    return [text for start, text in episode.instructions if start <= frame][-1]
+
+
+def evaluate_offline(policy, episode: Episode, layout: JointLayout, *, execute_steps: int = 8,
+                     progress: bool = False) -> EvalReport:
+    """Call `policy.get_action` on the observation of every `execute_steps`-th frame and score the chunks."""
+    groups = tuple(policy.action_dims)
+    state_columns = episode.group_columns(layout, tuple(policy.state_dims))
+    video_key = policy.video_keys[0]
+    chunks: list[PredictedChunk] = []
+    latencies: list[float] = []
+    started = time.perf_counter()
+    frames = tqdm(episode.frames(), total=episode.num_frames, desc=f"eval {episode.name}", unit="frame",
+                  disable=not progress, leave=False)
+    for frame, rgb in enumerate(frames):
+        if frame % execute_steps:
+            continue
+        observation = {
+            "video": {video_key: rgb[None, None]},
+            "state": {g: episode.states[frame, c].astype(np.float32)[None, None] for g, c in state_columns.items()},
+            "language": {"task": [[_instruction_at(episode, frame)]]},
+        }
+        call = time.perf_counter()
+        actions = policy.get_action(observation)
+        latencies.append(time.perf_counter() - call)
+        chunks.append(PredictedChunk(frame, 0, {g: np.asarray(actions[g][0], dtype=np.float64) for g in groups}))
+    return score_chunks(chunks, episode, layout, groups, horizon=policy.action_horizon, execute_steps=execute_steps,
+                        latencies_s=latencies, policy=policy.description, mode="offline",
+                        wall_seconds=time.perf_counter() - started)
+
+
+def score_live_run(run: LiveRun, episode: Episode, layout: JointLayout, *, horizon: int,
+                   wall_seconds: float) -> EvalReport:
+    """Score the chunks the node commanded during `run` (a replay of `episode`)."""
+    log = read_command_log(run.recorded, run.command_topics)
+    step_ns = round(1e9 / layout.action_rate_hz)
+    chunks = []
+    for chunk in log.chunks:
+        frame = observation_frame(chunk, run.camera_stamps, step_ns, horizon)
+        if frame is None:
+            raise ValueError(f"{run.recorded}: the chunk stamped {chunk.start_ns} ns matches no replayed image; "
+                             "was the node on sim time (use_sim_time:=true)?")
+        positions = {}
+        for group, trajectory in chunk.groups.items():
+            order = [trajectory.joint_names.index(j) for j in layout.groups[group]]
+            positions[group] = trajectory.positions[:, order]
+        chunks.append(PredictedChunk(frame, horizon - chunk.num_points, positions))
+    return score_chunks(chunks, episode, layout, tuple(run.command_topics), horizon=horizon,
+                        execute_steps=layout.execute_steps, latencies_s=read_latencies(run.recorded, run.latency_topic),
+                        policy=f"gr00t_node commands recorded in {Path(run.recorded).name}", mode="live",
+                        wall_seconds=wall_seconds)

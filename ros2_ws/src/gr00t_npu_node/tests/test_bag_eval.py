@@ -1,0 +1,114 @@
+"""`gr00t-npu-bag eval`: the scoring arithmetic on known chunks, episodes read back from bags, and offline
+evaluation through the real (tiny) policy."""
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from gr00t_npu_node.bag.cli import main as bag_cli
+from gr00t_npu_node.bag.evaluate import evaluate_offline
+from gr00t_npu_node.bag.from_bag import episode_from_bag
+from gr00t_npu_node.bag.layout import load_joint_layout
+from gr00t_npu_node.bag.score import PredictedChunk, score_chunks
+from gr00t_npu_node.bag.synth import synthetic_episode, write_synthetic_bag
+
+HORIZON = 16
+EXECUTE = 8
+
+
+@pytest.fixture(scope="module")
+def layout():
+    return load_joint_layout()
+
+
+@pytest.fixture(scope="module")
+def episode(layout):
+    return synthetic_episode(layout, seconds=2.0)
+
+
+def chunks_from_actions(episode, layout, offset: float = 0.0) -> list[PredictedChunk]:
+    """Chunks that repeat the recorded actions (plus `offset`), truncated at the episode's end."""
+    columns = episode.group_columns(layout, layout.policy_groups)
+    return [PredictedChunk(start, 0, {g: episode.actions[start:start + HORIZON, c] + offset
+                                      for g, c in columns.items()})
+            for start in range(0, episode.num_frames, EXECUTE)]
+
+
+def score(chunks, episode, layout):
+    return score_chunks(chunks, episode, layout, layout.policy_groups, horizon=HORIZON, execute_steps=EXECUTE,
+                        latencies_s=[0.01, 0.02, 0.03], policy="known chunks", mode="offline", wall_seconds=1.0)
+
+
+def test_chunks_equal_to_the_recording_score_zero_and_jump_like_the_recording(episode, layout):
+    report = score(chunks_from_actions(episode, layout), episode, layout)
+    assert report.chunks == math.ceil(episode.num_frames / EXECUTE)
+    assert report.mae_all == 0 and all(v == 0 for v in report.mae_by_group.values())
+    assert report.mae_by_step == [0.0] * HORIZON
+    assert report.boundary_disagreement == 0
+    assert report.boundary_jump == pytest.approx(report.recorded_step) and report.recorded_step > 0
+    assert report.groups == {"left_arm": 7, "right_arm": 7, "left_hand": 6, "right_hand": 6, "waist": 3}
+    assert report.latency_ms["p50"] == pytest.approx(20.0) and report.latency_ms["count"] == 3
+
+
+def test_an_offset_shows_in_every_group_and_step_and_a_skipped_start_shifts_the_steps(episode, layout):
+    report = score(chunks_from_actions(episode, layout, offset=0.1), episode, layout)
+    assert report.mae_all == pytest.approx(0.1)
+    assert all(v == pytest.approx(0.1) for step in report.mae_by_group_step.values() for v in step)
+    assert report.boundary_disagreement == pytest.approx(0.0)
+
+    # A live chunk published 3 steps late: its points are horizon steps 3.. and target frames obs + 3 ...
+    columns = episode.group_columns(layout, layout.policy_groups)
+    late = PredictedChunk(0, 3, {g: episode.actions[3:HORIZON, c] for g, c in columns.items()})
+    skipped = score([late], episode, layout)
+    assert skipped.mae_all == 0 and skipped.mae_by_step[:3] == [None] * 3 and skipped.mae_by_step[3] == 0
+    table = skipped.table()
+    assert "MAE by horizon step: n/a n/a n/a 0.0000" in table
+
+
+def test_a_converted_bag_reads_back_as_the_episode(tmp_path, episode, layout):
+    bag = write_synthetic_bag(tmp_path / "synthetic", layout, seconds=2.0, storage="sqlite3").path
+    read = episode_from_bag(bag)
+    assert read.num_frames == episode.num_frames and read.joint_names == episode.joint_names
+    np.testing.assert_array_equal(read.states, episode.states)
+    np.testing.assert_array_equal(read.actions, episode.actions)
+    np.testing.assert_allclose(read.timestamps, episode.timestamps - episode.timestamps[0], atol=1e-9)
+    assert read.instructions == episode.instructions
+    for got, expected in zip(read.frames(), episode.frames()):
+        np.testing.assert_array_equal(got, expected)
+
+
+def test_offline_eval_runs_the_policy_at_every_chunk_start(tiny_checkpoint, episode, layout):
+    from gr00t_npu_node.policy import Gr00tPolicy
+
+    policy = Gr00tPolicy.from_pretrained(tiny_checkpoint, optimize=False)
+    report = evaluate_offline(policy, episode, layout, execute_steps=EXECUTE)
+    assert report.chunks == math.ceil(episode.num_frames / EXECUTE) == report.latency_ms["count"]
+    assert report.mode == "offline" and "tiny" in report.policy
+    assert all(np.isfinite(v) and v > 0 for v in report.mae_by_group.values())
+    assert all(v is not None and np.isfinite(v) for v in report.mae_by_step)
+    assert report.boundary_jump is not None and report.boundary_disagreement is not None
+    assert json.loads(report.to_json())["chunks"] == report.chunks
+
+    # Scored against the recorded actions, not the states: shifting the recording by 5 rad shows in the error.
+    shifted = replace(episode, actions=episode.actions + 5.0)
+    assert evaluate_offline(policy, shifted, layout, execute_steps=EXECUTE).mae_all > 5.0 - report.mae_all - 0.5
+
+
+def test_eval_cli_on_a_gr1_episode_writes_table_and_json(tmp_path, shared_data, tiny_checkpoint, capsys):
+    out = tmp_path / "report.json"
+    assert bag_cli(["eval", "--dataset", str(shared_data / "gr1.PickNPlace"), "--episode", "2", "--max-seconds",
+                    "1.0", "--checkpoint", str(tiny_checkpoint), "--plain", "--json", str(out)]) == 0
+    printed = capsys.readouterr().out
+    report = json.loads(out.read_text())
+    assert report["frames"] == 21 and report["chunks"] == 3 and report["episode"].endswith("episode_000002")
+    assert set(report["mae_by_group"]) == {"left_arm", "right_arm", "left_hand", "right_hand", "waist"}
+    assert "3 chunks over 21 frames (offline" in printed and "latency p50" in printed
+
+
+def test_eval_cli_needs_exactly_one_source(capsys):
+    assert bag_cli(["eval"]) == 2
+    assert "either a bag (--bag BAG) or a data set episode" in capsys.readouterr().err

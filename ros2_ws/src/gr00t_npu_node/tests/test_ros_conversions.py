@@ -1,0 +1,185 @@
+"""Message conversions of the ROS layer without a middleware: image decoding (against OpenCV's colour
+conversions, which is what cv_bridge's `imgmsg_to_cv2(msg, "rgb8")` applies), joint-state mapping, input
+synchronisation, chunk timing and trajectory messages."""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+from builtin_interfaces.msg import Duration
+from sensor_msgs.msg import CompressedImage, Image, JointState
+from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
+
+from gr00t_npu_node.ros import messages
+from gr00t_npu_node.ros.chunk_plan import plan_chunk, steps_in_past
+from gr00t_npu_node.ros.image_codec import compressed_to_rgb, image_to_rgb
+from gr00t_npu_node.ros.inputs import InputBuffer
+from gr00t_npu_node.ros.joint_map import JointStateMapper
+
+RNG = np.random.default_rng(0)
+CV_TO_RGB = {
+    "rgb8": (3, None),
+    "bgr8": (3, cv2.COLOR_BGR2RGB),
+    "rgba8": (4, cv2.COLOR_RGBA2RGB),
+    "bgra8": (4, cv2.COLOR_BGRA2RGB),
+    "mono8": (1, cv2.COLOR_GRAY2RGB),
+}
+
+
+def image_msg(pixels: np.ndarray, encoding: str, padding: int = 0) -> Image:
+    height, width = pixels.shape[:2]
+    rows = pixels.reshape(height, -1)
+    padded = np.concatenate([rows, np.full((height, padding), 77, np.uint8)], axis=1)
+    return Image(height=height, width=width, encoding=encoding, step=padded.shape[1], data=padded.tobytes())
+
+
+@pytest.mark.parametrize("encoding", list(CV_TO_RGB))
+@pytest.mark.parametrize("padding", [0, 7])
+def test_image_decoding_matches_opencv_conversion(encoding, padding):
+    channels, code = CV_TO_RGB[encoding]
+    pixels = RNG.integers(0, 256, (37, 53, channels), np.uint8)
+    expected = pixels if code is None else cv2.cvtColor(pixels.squeeze(-1) if channels == 1 else pixels, code)
+    rgb = image_to_rgb(image_msg(pixels, encoding, padding))
+    assert rgb.shape == (37, 53, 3) and rgb.dtype == np.uint8 and rgb.flags.c_contiguous
+    np.testing.assert_array_equal(rgb, expected)
+
+
+def test_unpadded_rgb8_is_a_view_of_the_message():
+    msg = image_msg(RNG.integers(0, 256, (8, 6, 3), np.uint8), "rgb8")
+    assert np.shares_memory(image_to_rgb(msg), np.frombuffer(msg.data, np.uint8))
+
+
+@pytest.mark.parametrize(
+    "change, complaint",
+    [
+        ({"encoding": "yuv422_yuy2"}, "encoding 'yuv422_yuy2' is not supported"),
+        ({"encoding": "16UC1"}, "not supported"),
+        ({"step": 10}, "step 10 is shorter than a row"),
+        ({"height": 5}, r"data has 96 bytes but step\*height = 24\*5"),
+        ({"width": 0}, "empty"),
+    ],
+)
+def test_malformed_images_are_rejected_with_the_reason(change, complaint):
+    msg = image_msg(np.zeros((4, 8, 3), np.uint8), "rgb8")
+    for field, value in change.items():
+        setattr(msg, field, value)
+    with pytest.raises(ValueError, match=complaint):
+        image_to_rgb(msg)
+
+
+def test_compressed_png_decodes_to_rgb():
+    rgb = RNG.integers(0, 256, (20, 30, 3), np.uint8)
+    ok, png = cv2.imencode(".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+    assert ok
+    np.testing.assert_array_equal(compressed_to_rgb(CompressedImage(format="png", data=png.tobytes())), rgb)
+    with pytest.raises(ValueError, match="could not be decoded"):
+        compressed_to_rgb(CompressedImage(format="jpeg", data=b"not an image"))
+
+
+# ---- joint states ---------------------------------------------------------------------------------------------
+GROUPS = {"arm": ("a1", "a2", "a3"), "waist": ("w1",)}
+
+
+def test_joint_state_is_mapped_by_name_whatever_the_order():
+    mapper = JointStateMapper(GROUPS)
+    msg = JointState(name=["w1", "leg", "a3", "a1", "a2"], position=[4.0, 9.0, 3.0, 1.0, 2.0])
+    positions = mapper.positions(msg)
+    np.testing.assert_array_equal(positions["arm"], [1.0, 2.0, 3.0])
+    np.testing.assert_array_equal(positions["waist"], [4.0])
+    reordered = JointState(name=["a1", "a2", "a3", "w1"], position=[1.5, 2.5, 3.5, 4.5])
+    np.testing.assert_array_equal(mapper.positions(reordered)["arm"], [1.5, 2.5, 3.5])
+
+
+@pytest.mark.parametrize(
+    "names, position, complaint",
+    [
+        (["a1", "a3", "w1"], [0.0, 0.0, 0.0], "lacks 1 joint.*a2"),
+        (["a1", "a2", "a3", "w1"], [0.0, float("nan"), 0.0, float("inf")], "non-finite positions for a2, w1"),
+        (["a1", "a2", "a3", "w1"], [0.0, 0.0], "4 names but 2 positions"),
+    ],
+)
+def test_bad_joint_states_are_rejected_naming_the_joints(names, position, complaint):
+    with pytest.raises(ValueError, match=complaint):
+        JointStateMapper(GROUPS).positions(JointState(name=names, position=position))
+
+
+def test_snapshot_pairs_the_newest_image_with_the_closest_joint_state():
+    buffer = InputBuffer(JointStateMapper(GROUPS))
+    for stamp in (100, 200, 300, 400):
+        buffer.put_joint_state(JointState(name=["a1", "a2", "a3", "w1"], position=[stamp] * 4), stamp)
+    buffer.put_image(Image(), 240, compressed=False, received_ns=0)
+    buffer.put_image(Image(), 330, compressed=False, received_ns=0)
+    snapshot = buffer.snapshot()
+    assert snapshot.image.stamp_ns == 330 and snapshot.joint_stamp_ns == 300
+    assert buffer.latest_measured().stamp_ns == 400
+
+
+def test_latest_measured_skips_invalid_joint_states():
+    buffer = InputBuffer(JointStateMapper(GROUPS))
+    buffer.put_joint_state(JointState(name=["a1", "a2", "a3", "w1"], position=[1.0] * 4), 10)
+    buffer.put_joint_state(JointState(name=["a1", "a2", "a3", "w1"], position=[float("nan")] * 4), 20)
+    measured = buffer.latest_measured()
+    assert measured.stamp_ns == 10 and np.all(measured.positions["arm"] == 1.0)
+
+
+# ---- chunk timing ---------------------------------------------------------------------------------------------
+def test_steps_already_due_are_skipped_and_the_start_moves_with_them():
+    step = 0.05
+    assert steps_in_past(0, 0, step) == 0
+    assert steps_in_past(0, int(0.049e9), step) == 0
+    assert steps_in_past(0, int(0.05e9), step) == 1
+    actions = {"arm": np.arange(16 * 3, dtype=np.float32).reshape(16, 3)}
+    plan = plan_chunk(actions, observation_stamp_ns=1_000_000_000, now_ns=1_000_000_000 + int(0.125e9), step_s=step,
+                      measured={"arm": np.zeros(3)}, measured_stamp_ns=1_000_000_000, handover_steps=None)
+    assert plan.skipped_steps == 2 and plan.num_points == 14
+    assert plan.start_ns == 1_000_000_000 + int(0.1e9), "kept step j is still due at its original time"
+    np.testing.assert_array_equal(plan.positions["arm"], actions["arm"][2:])
+    assert plan_chunk(actions, observation_stamp_ns=0, now_ns=int(0.8e9), step_s=step, measured={"arm": np.zeros(3)},
+                      measured_stamp_ns=0, handover_steps=None) is None
+
+
+def test_handover_starts_at_the_measured_position_and_blends_in():
+    actions = {"arm": np.ones((16, 3), np.float32)}
+    measured = {"arm": np.array([-1.0, 0.0, 2.0])}
+    plan = plan_chunk(actions, observation_stamp_ns=0, now_ns=0, step_s=0.05, measured=measured,
+                      measured_stamp_ns=0, handover_steps=4)
+    q = plan.positions["arm"]
+    np.testing.assert_array_equal(q[0], measured["arm"])
+    np.testing.assert_allclose(q[2], 0.5 * measured["arm"] + 0.5)
+    np.testing.assert_array_equal(q[4:], 1.0)
+
+
+# ---- trajectory messages --------------------------------------------------------------------------------------
+def test_joint_trajectory_message_round_trips_through_trajectory_arrays():
+    q = RNG.normal(size=(16, 3))
+    v = RNG.normal(size=(16, 3))
+    times = [(i + 1) * 50_000_000 for i in range(16)]
+    msg = messages.joint_trajectory(("a1", "a2", "a3"), 1_500_000_000, times, q, v)
+    assert (msg.header.stamp.sec, msg.header.stamp.nanosec) == (1, 500_000_000)
+    positions, velocities, times_ns = messages.trajectory_arrays(msg, ("a1", "a2", "a3"))
+    np.testing.assert_array_equal(positions, q)
+    np.testing.assert_array_equal(velocities, v)
+    assert times_ns.tolist() == times
+
+
+def test_teleop_trajectory_is_reordered_and_checked():
+    point = JointTrajectoryPoint(positions=[3.0, 1.0, 2.0], time_from_start=Duration(nanosec=10))
+    msg = JointTrajectory(joint_names=["a3", "a1", "a2"], points=[point])
+    positions, velocities, _ = messages.trajectory_arrays(msg, ("a1", "a2", "a3"))
+    np.testing.assert_array_equal(positions, [[1.0, 2.0, 3.0]])
+    assert velocities is None
+    backwards = JointTrajectory(joint_names=["a1", "a2", "a3"], points=[
+        JointTrajectoryPoint(positions=[0.0] * 3, time_from_start=Duration(sec=2)),
+        JointTrajectoryPoint(positions=[0.0] * 3, time_from_start=Duration(sec=1)),
+    ])
+    with pytest.raises(ValueError, match="strictly increasing"):
+        messages.trajectory_arrays(backwards, ("a1", "a2", "a3"))
+    with pytest.raises(ValueError, match="unknown x9"):
+        messages.trajectory_arrays(JointTrajectory(joint_names=["a1", "a2", "x9"], points=[point]), ("a1", "a2", "a3"))
+
+
+def test_action_chunk_layout_is_labelled():
+    chunk = RNG.normal(size=(16, 29)).astype(np.float32)
+    msg = messages.action_chunk(chunk)
+    assert [(d.label, d.size, d.stride) for d in msg.layout.dim] == [("step", 16, 464), ("joint", 29, 29)]
+    np.testing.assert_array_equal(np.asarray(msg.data, np.float32).reshape(16, 29), chunk)
