@@ -1,22 +1,22 @@
 """Benchmark of one `get_action`: the plain eager path against the optimized path, stage by stage, in one run.
 
-    gr00t-npu-bench --preset gr00t-n1.6-3b --device cpu --dtype bfloat16 --runs 5 --json bench.json
+    gr00t-npu-bench --preset gr00t-n1.6-3b --device cpu --dtype bfloat16 --runs 10 --json bench.json
 
-For each path: random weights of the preset's size (`Gr00tPolicy.build_random`), warm-up calls (the first one
-compiles on the optimized path), then `--runs` timed calls on the same observation and noise. Per stage (preprocess,
-vision, llm, action_head, decode, total) the median and 90th percentile; stages are synchronized with the device
-(`profile_stages`), totals come from separate unsynchronized calls. Next to the times: the FLOPs each stage executes
-(counted from the config and the sequence lengths actually used), the achieved GFLOP/s, and the device's throughput
-on that stage's own weight matrix products run back to back with nothing else (same shapes, same number of distinct
-weights, the kernels of the optimized path), measured right after each path, so both see the machine in one state. Peak memory: the
-device allocator's peak on cuda/npu; on CPU the process's peak resident memory while the path was loaded.
+Both paths get random weights of the preset's size (`Gr00tPolicy.build_random`) and warm-up calls (the first one
+compiles on the optimized path). Then `--runs` rounds, each timing both paths on the same observation and noise,
+in alternating order, so that both see the machine in the same states (shared machines drift by several times
+within a minute). Per stage (preprocess, vision, llm, action_head, decode, total): median and 90th percentile;
+stages are synchronized with the device (`profile_stages`), totals come from separate unsynchronized calls.
 
-The paths run one after the other, each alone in memory, so that each one's peak memory is its own.
+Next to the times: the FLOPs each stage executes (counted from the config and the sequence lengths the model ran
+with), the achieved GFLOP/s, and the device's matrix throughput on that stage: every linear-layer call of one
+optimized inference of the stage replayed back to back with nothing else (same layers, weights, shapes and
+kernels), once per round. Peak memory: the device allocator's peak on cuda/npu, on CPU the process's peak resident
+memory; each path's peak counts its own build, warm-up and inference only.
 """
 from __future__ import annotations
 
 import argparse
-import gc
 import json
 import platform
 import statistics
@@ -24,7 +24,7 @@ import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Optional
 
 import numpy as np
 import torch
@@ -36,29 +36,17 @@ from gr00t_npu_node.model.gr00t import Gr00tN1d6
 from gr00t_npu_node.policy import Gr00tPolicy
 
 STAGES = ("preprocess", "vision", "llm", "action_head", "decode", "total")
-MATRIX_STAGES = ("vision", "llm", "action_head")
+# Module-name prefixes of the model stages the policy times.
+STAGE_MODULES = {
+    "vision": ("backbone.model.vision_model.", "backbone.model.mlp1."),
+    "llm": ("backbone.model.language_model.",),
+    "action_head": ("action_head.",),
+}
 PATHS = ("plain", "optimized")
 INSTRUCTION = "pick the pear from the counter and place it in the plate"
 
 
 # ---- FLOPs ------------------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Gemm:
-    """`count` distinct matrix products [m, k] x [k, n], each evaluated `passes` times per inference (the denoising
-    steps reuse the DiT's weights); `weight` when [k, n] is a weight matrix."""
-
-    m: int
-    k: int
-    n: int
-    count: int = 1
-    passes: int = 1
-    weight: bool = True
-
-    @property
-    def flops(self) -> int:
-        return 2 * self.m * self.k * self.n * self.count * self.passes
-
-
 @dataclass(frozen=True)
 class Shapes:
     """Sequence lengths of one inference, read off the model's inputs."""
@@ -69,149 +57,144 @@ class Shapes:
     horizon: int
 
 
-def stage_gemms(config: Gr00tConfig, shapes: Shapes, hoisted: bool) -> dict[str, list[Gemm]]:
-    """Every matrix product of one inference per stage (batch 1). Attention is counted as dense products (the causal
-    LLM included). `hoisted`: the VL keys/values and AdaLN terms once per inference instead of once per step."""
+def stage_gflop(config: Gr00tConfig, shapes: Shapes, hoisted: bool) -> dict[str, float]:
+    """GFLOP (2 per multiply-add) of one inference's matrix products per stage, batch 1: linear layers and attention,
+    the causal LLM attention counted dense. `hoisted`: the VL keys/values and AdaLN terms once per inference instead
+    of once per denoising step."""
     vision, text = config.backbone.vision, config.backbone.text
     n, p, h = shapes.images, shapes.patches, vision.hidden_size
     unshuffle = config.backbone.unshuffle_factor
-    image_tokens = p // unshuffle**2
-    vis = [
-        Gemm(n * p, vision.num_channels * vision.patch_size**2, h),
-        Gemm(n * p, h, h, 4 * vision.num_hidden_layers),
-        Gemm(n * p, h, vision.intermediate_size, vision.num_hidden_layers),
-        Gemm(n * p, vision.intermediate_size, h, vision.num_hidden_layers),
-        Gemm(p, vision.head_dim, p, 2 * n * vision.num_attention_heads * vision.num_hidden_layers, weight=False),
-        Gemm(n * image_tokens, h * unshuffle**2, text.hidden_size),
-        Gemm(n * image_tokens, text.hidden_size, text.hidden_size),
-    ]
-    t, d, layers = shapes.llm_tokens, text.hidden_size, config.select_layer
+    tokens_out = n * p // unshuffle**2
+    vis = n * p * (vision.num_channels * vision.patch_size**2 * h)
+    vis += vision.num_hidden_layers * (n * p * (4 * h * h + 2 * h * vision.intermediate_size) + 2 * n * p * p * h)
+    vis += tokens_out * (h * unshuffle**2 * text.hidden_size + text.hidden_size**2)
+
+    t, d = shapes.llm_tokens, text.hidden_size
     q_width, kv_width = text.num_attention_heads * text.head_dim, text.num_key_value_heads * text.head_dim
-    llm = [
-        Gemm(t, d, q_width, layers),
-        Gemm(t, d, kv_width, 2 * layers),
-        Gemm(t, q_width, d, layers),
-        Gemm(t, d, text.intermediate_size, 2 * layers),
-        Gemm(t, text.intermediate_size, d, layers),
-        Gemm(t, text.head_dim, t, 2 * text.num_attention_heads * layers, weight=False),
-    ]
+    llm = config.select_layer * (t * (2 * d * q_width + 2 * d * kv_width + 3 * d * text.intermediate_size) + 2 * t * t * q_width)
+
     steps, inner, e = config.num_inference_timesteps, config.dit_inner_dim, config.input_embedding_dim
-    tokens, horizon = 1 + shapes.horizon, shapes.horizon
-    blocks = config.dit_num_layers
+    s, horizon, blocks = 1 + shapes.horizon, shapes.horizon, config.dit_num_layers
     cross = (blocks + 1) // 2
-    heads, head_dim = config.dit_num_attention_heads, config.dit_attention_head_dim
     once_or_every_step = 1 if hoisted else steps
-    head = [
-        Gemm(1, config.max_state_dim, config.hidden_size),
-        Gemm(1, config.hidden_size, e),
-        Gemm(t, config.backbone_embedding_dim, inner, 2 * cross, passes=once_or_every_step),
-        Gemm(1, 256, inner, passes=once_or_every_step),
-        Gemm(1, inner, inner, passes=once_or_every_step),
-        Gemm(1, inner, 2 * inner, blocks + 1, passes=once_or_every_step),
-        Gemm(horizon, config.max_action_dim, e, passes=steps),
-        Gemm(horizon, 2 * e, e, passes=steps),
-        Gemm(horizon, e, e, passes=steps),
-        Gemm(tokens, inner, inner, 2 * blocks + 2 * (blocks - cross), passes=steps),
-        Gemm(tokens, inner, 4 * inner, blocks, passes=steps),
-        Gemm(tokens, 4 * inner, inner, blocks, passes=steps),
-        Gemm(tokens, head_dim, tokens, 2 * heads * (blocks - cross), passes=steps, weight=False),
-        Gemm(tokens, head_dim, t, 2 * heads * cross, passes=steps, weight=False),
-        Gemm(tokens, inner, config.dit_output_dim, passes=steps),
-        Gemm(tokens, config.hidden_size, config.hidden_size, passes=steps),
-        Gemm(tokens, config.hidden_size, config.max_action_dim, passes=steps),
-    ]
-    return {"vision": vis, "llm": llm, "action_head": head}
-
-
-def gflop(gemms: list[Gemm]) -> float:
-    return sum(g.flops for g in gemms) / 1e9
+    head = config.max_state_dim * config.hidden_size + config.hidden_size * e
+    head += once_or_every_step * (
+        cross * 2 * t * config.backbone_embedding_dim * inner  # VL keys and values
+        + 256 * inner + inner * inner + (blocks + 1) * inner * 2 * inner  # timestep embedding, AdaLN terms
+    )
+    per_step = horizon * (config.max_action_dim * e + 2 * e * e + e * e)  # action encoder
+    per_step += s * inner * inner * (2 * blocks + 2 * (blocks - cross))  # q, out; self-attention k, v
+    per_step += s * 8 * inner * inner * blocks  # feed-forward
+    per_step += 2 * s * inner * (s * (blocks - cross) + t * cross)  # attention scores and values
+    per_step += s * (inner * config.dit_output_dim + config.hidden_size**2 + config.hidden_size * config.max_action_dim)
+    head += steps * per_step
+    return {stage: 2 * flops / 1e9 for stage, flops in (("vision", vis), ("llm", llm), ("action_head", head))}
 
 
 # ---- matrix throughput ------------------------------------------------------------------------------------
-def matrix_throughput(backend: Backend, dtype: torch.dtype, gemms: list[Gemm], repeats: int = 3) -> float:
-    """GFLOP/s of a stage's weight products alone: one layer per distinct weight of the stage (so memory traffic
-    matches the model's), prepared by the backend like the model's (packed on CPU), run back to back. The fastest of
-    `repeats` passes (the first one also warms the kernels up)."""
-    device = backend.device()
-    holder = nn.Module()
-    holder.layers = nn.ModuleList()
-    inputs: list[torch.Tensor] = []
-    by_shape: dict[tuple[int, int], torch.Tensor] = {}
-    with torch.no_grad():
-        for g in gemms:
-            if not g.weight:
-                continue
-            x = by_shape.setdefault((g.m, g.k), torch.randn(g.m, g.k, device=device, dtype=dtype))
-            for _ in range(g.count):
-                layer = nn.Linear(g.k, g.n, bias=False, device=device, dtype=dtype)
-                layer.weight.normal_(0.0, 0.02)
-                holder.layers.append(layer)
-                inputs.append(x)
-        backend.prepare(holder)
-    work = sum(2 * g.m * g.k * g.n * g.count for g in gemms if g.weight)
-    best = float("inf")
-    with torch.inference_mode():
-        for _ in range(repeats):
-            backend.synchronize()
-            start = time.perf_counter()
-            for layer, x in zip(holder.layers, inputs):
-                layer(x)
-            backend.synchronize()
-            best = min(best, time.perf_counter() - start)
-    return work / best / 1e9
+@dataclass
+class LinearCall:
+    layer: nn.Module
+    input: torch.Tensor
+
+    @property
+    def flops(self) -> int:
+        return 2 * self.input.numel() // self.input.shape[-1] * self.layer.in_features * self.layer.out_features
+
+
+def record_linear_calls(policy: Gr00tPolicy, observation: dict, noise: torch.Tensor) -> dict[str, list[LinearCall]]:
+    """Every linear-layer call of one inference, in order, per stage, each with a random input of the shape it had
+    (one input per shape: the replay's memory traffic is the weights', as in the model)."""
+    calls: dict[str, list[LinearCall]] = {stage: [] for stage in STAGE_MODULES}
+    inputs: dict[tuple, torch.Tensor] = {}
+    handles = []
+    for name, module in policy.model.named_modules():
+        stage = next((s for s, prefixes in STAGE_MODULES.items() if name.startswith(prefixes)), None)
+        if stage is None or not hasattr(module, "in_features") or not hasattr(module, "out_features"):
+            continue
+
+        def hook(layer: nn.Module, args: tuple, stage: str = stage) -> None:
+            x = args[0]
+            key = (tuple(x.shape), x.dtype, x.device)
+            if key not in inputs:
+                inputs[key] = torch.randn(x.shape, dtype=x.dtype, device=x.device)
+            calls[stage].append(LinearCall(layer, inputs[key]))
+
+        handles.append(module.register_forward_pre_hook(hook))
+    try:
+        policy.get_action(observation, noise=noise)
+    finally:
+        for handle in handles:
+            handle.remove()
+    return calls
+
+
+@torch.inference_mode()
+def replay_gflops(backend: Backend, calls: list[LinearCall]) -> float:
+    """GFLOP/s of the calls run back to back."""
+    backend.synchronize()
+    start = time.perf_counter()
+    for call in calls:
+        call.layer(call.input)
+    backend.synchronize()
+    return sum(c.flops for c in calls) / (time.perf_counter() - start) / 1e9
 
 
 # ---- memory -----------------------------------------------------------------------------------------------
-class PeakMemory:
-    """Peak memory of one phase: the device allocator's peak where the backend tracks one, else the process's peak
-    resident set (Linux VmHWM, restarted through /proc/self/clear_refs)."""
+class MemoryPhase:
+    """Peak memory of what a phase adds to what was there before it (the other path stays loaded and idle): the
+    device allocator's where the backend tracks one, and the process's resident set (Linux VmHWM, restarted through
+    /proc/self/clear_refs)."""
 
-    def __init__(self, backend: Backend):
-        self.backend = backend
+    def __init__(self, backend: Backend, baseline_rss: Optional[int]):
+        self.backend, self.baseline_rss = backend, baseline_rss
 
-    def reset(self) -> None:
+    def __enter__(self) -> "MemoryPhase":
         self.backend.reset_peak_memory()
+        self.device_start = self.backend.memory_allocated()
+        self.rss_start = _status_bytes("VmRSS")
         try:
             Path("/proc/self/clear_refs").write_text("5")
         except OSError:
-            pass
+            self.rss_start = None  # the peak cannot be restarted: no per-phase figure
+        return self
 
-    def device_peak_gb(self) -> Optional[float]:
-        peak = self.backend.max_memory_allocated()
-        return None if peak is None else peak / 1e9
-
-    @staticmethod
-    def process_peak_gb() -> Optional[float]:
-        try:
-            for line in Path("/proc/self/status").read_text().splitlines():
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) * 1024 / 1e9
-        except OSError:
-            pass
-        return None
+    def __exit__(self, *exc: object) -> None:
+        peak = _status_bytes("VmHWM")
+        self.process_peak = None
+        if peak is not None and self.rss_start is not None and self.baseline_rss is not None:
+            self.process_peak = self.baseline_rss + peak - self.rss_start
+        device_peak = self.backend.max_memory_allocated()
+        self.device_peak = None if device_peak is None else device_peak - (self.device_start or 0)
 
 
-# ---- one path ---------------------------------------------------------------------------------------------
+def _status_bytes(field_name: str) -> Optional[int]:
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith(field_name + ":"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
+
+
+# ---- the run ----------------------------------------------------------------------------------------------
 @dataclass
 class PathResult:
     path: str
-    stages: dict[str, dict[str, float]] = field(default_factory=dict)  # stage -> {median, p90} seconds
+    seconds: dict[str, list[float]] = field(default_factory=dict)  # stage -> one value per round
     gflop: dict[str, float] = field(default_factory=dict)
-    matrix_gflops: dict[str, float] = field(default_factory=dict)
-    compile_seconds: float = 0.0
     build_seconds: float = 0.0
+    compile_seconds: float = 0.0
     peak_process_gb: Optional[float] = None
     peak_device_gb: Optional[float] = None
-    weights_gb: float = 0.0
     llm_tokens: int = 0
 
+    def median(self, stage: str) -> float:
+        return statistics.median(self.seconds[stage])
 
-def weight_bytes(config: Gr00tConfig, dtype: torch.dtype) -> int:
-    """Bytes of the model's weights in `dtype` (counted on a meta-device build: the loaded model may hold them in a
-    device-specific layout that is no longer a parameter)."""
-    with torch.device("meta"):
-        model = Gr00tN1d6(config, Backend())
-    return sum(p.numel() for p in model.parameters()) * torch.empty(0, dtype=dtype).element_size()
+    def p90(self, stage: str) -> float:
+        return float(np.percentile(self.seconds[stage], 90))
 
 
 def observation_for(policy: Gr00tPolicy, seed: int) -> dict:
@@ -223,93 +206,137 @@ def observation_for(policy: Gr00tPolicy, seed: int) -> dict:
     return observation
 
 
-def record_shapes(policy: Gr00tPolicy) -> Callable[[], Shapes]:
-    """Hooks that read the sequence lengths the model actually runs with (the optimized path pads the text)."""
+def measured_shapes(policy: Gr00tPolicy, observation: dict, noise: torch.Tensor) -> Shapes:
+    """The pixel and LLM input shapes of one call (the optimized path pads the text to a bucket)."""
     seen: dict[str, tuple[int, ...]] = {}
     eagle = policy.model.backbone.model
-    eagle.vision_model.register_forward_pre_hook(lambda _m, args: seen.__setitem__("pixels", tuple(args[0].shape)))
-    eagle.language_model.register_forward_pre_hook(lambda _m, args: seen.__setitem__("embeds", tuple(args[0].shape)))
+    handles = [
+        eagle.vision_model.register_forward_pre_hook(lambda _m, args: seen.__setitem__("pixels", tuple(args[0].shape))),
+        eagle.language_model.register_forward_pre_hook(lambda _m, args: seen.__setitem__("embeds", tuple(args[0].shape))),
+    ]
+    try:
+        policy.get_action(observation, noise=noise)
+    finally:
+        for handle in handles:
+            handle.remove()
+    n, _, height, width = seen["pixels"]
     patch = eagle.vision_model.vision_model.embeddings.patch_size
-
-    def shapes() -> Shapes:
-        n, _, height, width = seen["pixels"]
-        return Shapes(n, (height // patch) * (width // patch), seen["embeds"][1], policy.model.config.action_horizon)
-
-    return shapes
+    return Shapes(n, (height // patch) * (width // patch), seen["embeds"][1], policy.model.config.action_horizon)
 
 
-def run_path(args: argparse.Namespace, path: str, backend: Backend, dtype: torch.dtype, noise: torch.Tensor) -> tuple[PathResult, dict]:
-    memory = PeakMemory(backend)
-    result = PathResult(path)
-    optimize = path == "optimized"
-    memory.reset()
-    start = time.perf_counter()
-    policy = Gr00tPolicy.build_random(args.preset, args.device, str(dtype).removeprefix("torch."), seed=args.seed, optimize=optimize)
-    result.build_seconds = time.perf_counter() - start
-    result.weights_gb = weight_bytes(policy.model.config, dtype) / 1e9
-    shapes = record_shapes(policy)
-    observation = observation_for(policy, args.seed)
-    for _ in range(args.warmup):
-        actions = policy.get_action(observation, noise=noise)
-    result.compile_seconds = policy.compile_seconds
-    samples: dict[str, list[float]] = {s: [] for s in STAGES}
-    for profile in (True, False):
-        policy.profile_stages = profile
-        for _ in range(args.runs):
-            actions = policy.get_action(observation, noise=noise)
-            for stage, seconds in policy.last_timing.items():
-                if profile != (stage == "total"):
-                    samples[stage].append(seconds)
-    result.stages = {s: {"median": statistics.median(v), "p90": float(np.percentile(v, 90))} for s, v in samples.items() if v}
-    result.peak_process_gb = memory.process_peak_gb()
-    result.peak_device_gb = memory.device_peak_gb()
-    measured = shapes()
-    result.llm_tokens = measured.llm_tokens
-    gemms = stage_gemms(policy.model.config, measured, hoisted=optimize)
-    result.gflop = {stage: gflop(g) for stage, g in gemms.items()}
-    del policy, shapes  # the hooks' closure holds the policy: both go before the probe allocates its weights
-    gc.collect()
-    result.matrix_gflops = {stage: matrix_throughput(backend, dtype, g) for stage, g in gemms.items()}
-    gc.collect()
-    return result, actions
+def weight_gb(config: Gr00tConfig, dtype: torch.dtype) -> float:
+    """The model's weights in `dtype`, counted on a meta-device build (a prepared model may hold them in a
+    device-specific layout that is no longer a parameter)."""
+    with torch.device("meta"):
+        model = Gr00tN1d6(config, Backend())
+    return sum(p.numel() for p in model.parameters()) * torch.empty(0, dtype=dtype).element_size() / 1e9
+
+
+def run(args: argparse.Namespace, paths: list[str], backend: Backend, dtype: torch.dtype) -> dict:
+    config = PRESETS[args.preset]
+    noise = torch.randn(1, config.action_horizon, config.max_action_dim, generator=torch.Generator().manual_seed(args.seed))
+    baseline_rss = _status_bytes("VmRSS")
+    policies: dict[str, Gr00tPolicy] = {}
+    results: dict[str, PathResult] = {}
+    observation: dict = {}
+    for path in paths:
+        result = results[path] = PathResult(path)
+        with MemoryPhase(backend, baseline_rss) as memory:
+            start = time.perf_counter()
+            policy = policies[path] = Gr00tPolicy.build_random(
+                args.preset, args.device, str(dtype).removeprefix("torch."), seed=args.seed, optimize=path == "optimized"
+            )
+            result.build_seconds = time.perf_counter() - start
+            observation = observation or observation_for(policy, args.seed)
+            for _ in range(args.warmup):
+                policy.get_action(observation, noise=noise)
+        result.compile_seconds = policy.compile_seconds
+        result.peak_process_gb = None if memory.process_peak is None else memory.process_peak / 1e9
+        result.peak_device_gb = None if memory.device_peak is None else memory.device_peak / 1e9
+        shapes = measured_shapes(policy, observation, noise)
+        result.llm_tokens = shapes.llm_tokens
+        result.gflop = stage_gflop(config, shapes, hoisted=path == "optimized")
+        result.seconds = {stage: [] for stage in STAGES}
+
+    calls = record_linear_calls(policies[paths[-1]], observation, noise)
+    matrix: dict[str, list[float]] = {stage: [] for stage in calls}
+    for round_index in range(args.runs):
+        for path in paths if round_index % 2 == 0 else paths[::-1]:
+            policy = policies[path]
+            for profile in (True, False):
+                policy.profile_stages = profile
+                policy.get_action(observation, noise=noise)
+                for stage, seconds in policy.last_timing.items():
+                    if profile != (stage == "total"):
+                        results[path].seconds[stage].append(seconds)
+        for stage, stage_calls in calls.items():
+            matrix[stage].append(replay_gflops(backend, stage_calls))
+
+    actions = {path: policies[path].get_action(observation, noise=noise) for path in paths}
+    deviation = None
+    if len(paths) == 2:
+        deviation = max(float(np.abs(actions["plain"][g] - actions["optimized"][g]).max()) for g in actions["plain"])
+    return {
+        "preset": args.preset, "device": args.device, "backend": backend.name, "dtype": str(dtype).removeprefix("torch."),
+        "runs": args.runs, "warmup": args.warmup, "torch": torch.__version__, "threads": torch.get_num_threads(),
+        "machine": platform.processor() or platform.machine(), "weights_gb": weight_gb(config, dtype),
+        "max_action_deviation": deviation,
+        "matrix_gflops": {stage: statistics.median(v) for stage, v in matrix.items()},
+        "matrix_gflops_per_round": matrix,
+        "paths": {path: asdict(r) | {"median": {s: r.median(s) for s in STAGES}, "p90": {s: r.p90(s) for s in STAGES}}
+                  for path, r in results.items()},
+    }
 
 
 # ---- report -----------------------------------------------------------------------------------------------
-def table(results: dict[str, PathResult], deviation: Optional[float], header: str) -> str:
-    plain, opt = results.get("plain"), results.get("optimized")
-    lines = [header, ""]
-    columns = f"{'stage':<12}"
-    for r in results.values():
-        columns += f" {r.path + ' ms':>14} {'p90':>7} {'GFLOP':>7} {'GFLOP/s':>8} {'matrix':>7} {'eff':>5}"
-    if plain and opt:
-        columns += f" {'speedup':>8}"
-    lines.append(columns)
+def table(report: dict) -> str:
+    paths = report["paths"]
+    matrix = report["matrix_gflops"]
+    lines = [
+        f"gr00t-npu-bench: preset {report['preset']}, device {report['device']} ({report['backend']}), dtype "
+        f"{report['dtype']}, {report['runs']} rounds after {report['warmup']} warm-up calls, torch {report['torch']}, "
+        f"{report['threads']} CPU threads, {report['machine']}",
+        "",
+    ]
+    header = f"{'stage':<12}"
+    for path in paths:
+        header += f" {path + ' ms':>13} {'p90':>7} {'GFLOP':>6} {'GFLOP/s':>8}"
+    header += f" {'matrix':>7}" + "".join(f" {'eff ' + p[:3]:>8}" for p in paths)
+    if len(paths) == 2:
+        header += f" {'speedup':>8}"
+    lines.append(header)
     for stage in STAGES:
         row = f"{stage:<12}"
-        for r in results.values():
-            t = r.stages[stage]
-            work = r.gflop.get(stage) if stage != "total" else sum(r.gflop.values())
-            rate = work / t["median"] if work else None
-            matrix = r.matrix_gflops.get(stage)
-            row += f" {t['median'] * 1e3:>14.1f} {t['p90'] * 1e3:>7.1f}"
-            row += f" {work:>7.1f}" if work else f" {'':>7}"
-            row += f" {rate:>8.0f}" if rate else f" {'':>8}"
-            row += f" {matrix:>7.0f} {rate / matrix:>5.0%}" if matrix and rate else f" {'':>7} {'':>5}"
-        if plain and opt:
-            row += f" {plain.stages[stage]['median'] / opt.stages[stage]['median']:>7.2f}x"
+        rates = {}
+        for path, r in paths.items():
+            median = r["median"][stage]
+            work = sum(r["gflop"].values()) if stage == "total" else r["gflop"].get(stage)
+            rates[path] = work / median if work else None
+            row += f" {median * 1e3:>13.1f} {r['p90'][stage] * 1e3:>7.1f}"
+            row += f" {work:>6.1f} {rates[path]:>8.0f}" if work else f" {'':>6} {'':>8}"
+        if stage in matrix:
+            row += f" {matrix[stage]:>7.0f}" + "".join(f" {rates[p] / matrix[stage]:>8.0%}" for p in paths)
+        else:
+            row += f" {'':>7}" + "".join(f" {'':>8}" for _ in paths)
+        if len(paths) == 2:
+            row += f" {paths['plain']['median'][stage] / paths['optimized']['median'][stage]:>7.2f}x"
         lines.append(row)
     lines.append("")
-    for r in results.values():
-        memory = f"process peak {r.peak_process_gb:.2f} GB" if r.peak_process_gb is not None else "process peak n/a"
-        if r.peak_device_gb is not None:
-            memory += f", device peak {r.peak_device_gb:.2f} GB"
+    for path, r in paths.items():
+        memory = f"process peak {r['peak_process_gb']:.2f} GB" if r["peak_process_gb"] is not None else "process peak n/a"
+        if r["peak_device_gb"] is not None:
+            memory += f", device peak {r['peak_device_gb']:.2f} GB"
         lines.append(
-            f"{r.path}: weights {r.weights_gb:.2f} GB, {memory}, LLM tokens {r.llm_tokens}, "
-            f"build {r.build_seconds:.1f} s, compile {r.compile_seconds:.1f} s"
+            f"{path}: {memory}, LLM tokens {r['llm_tokens']}, build {r['build_seconds']:.1f} s, "
+            f"compile {r['compile_seconds']:.1f} s"
         )
-    if deviation is not None:
-        lines.append(f"max |optimized - plain| over the decoded actions (same noise): {deviation:.3g}")
-    lines.append("matrix = the stage's weight GEMMs alone, same shapes and kernels (GFLOP/s); eff = GFLOP/s / matrix")
+    lines.append(f"weights {report['weights_gb']:.2f} GB")
+    if report["max_action_deviation"] is not None:
+        lines.append(f"max |optimized - plain| over the decoded actions (same noise): {report['max_action_deviation']:.3g}")
+    lines.append(
+        "GFLOP/s = stage GFLOP / median time; matrix = GFLOP/s of the stage's linear-layer calls replayed alone (median "
+        "over rounds); eff = GFLOP/s / matrix"
+    )
     return "\n".join(lines)
 
 
@@ -319,14 +346,14 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--device", default="cpu", help=f"one of {', '.join(DEVICES)} (cuda/npu may add :index)")
     parser.add_argument("--dtype", choices=("float32", "bfloat16", "float16"), default=None,
                         help="default: the device's (bfloat16 on npu/cuda, float32 on cpu)")
-    parser.add_argument("--runs", type=int, default=5, help="timed calls per path (default 5)")
+    parser.add_argument("--runs", type=int, default=5, help="timed rounds, each timing every path (default 5)")
     parser.add_argument("--warmup", type=int, default=2, help="untimed calls per path first (default 2)")
     parser.add_argument("--paths", default="plain,optimized", help="comma-separated subset of plain,optimized")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", type=Path, default=None, help="also write the results to this file")
     args = parser.parse_args(argv)
-    paths = [p for p in args.paths.split(",") if p]
-    if not paths or any(p not in PATHS for p in paths):
+    paths = [p for p in PATHS if p in args.paths.split(",")]
+    if not paths or set(args.paths.split(",")) - set(PATHS):
         parser.error(f"--paths {args.paths!r}: give plain, optimized or both")
     if args.runs < 1 or args.warmup < 1:
         parser.error("--runs and --warmup must be at least 1 (the first call of the optimized path compiles)")
@@ -336,28 +363,10 @@ def main(argv: Optional[list[str]] = None) -> int:
         print(f"gr00t-npu-bench: {error}", file=sys.stderr)
         return 2
     dtype = getattr(torch, args.dtype) if args.dtype else backend.default_dtype
-    config = PRESETS[args.preset]
-    noise = torch.randn(1, config.action_horizon, config.max_action_dim, generator=torch.Generator().manual_seed(args.seed))
-
-    results: dict[str, PathResult] = {}
-    actions: dict[str, dict] = {}
-    for path in paths:
-        results[path], actions[path] = run_path(args, path, backend, dtype, noise)
-    deviation = None
-    if len(actions) == 2:
-        deviation = max(float(np.abs(actions["plain"][g] - actions["optimized"][g]).max()) for g in actions["plain"])
-    header = (
-        f"gr00t-npu-bench: preset {args.preset}, device {args.device} ({backend.name}), dtype "
-        f"{str(dtype).removeprefix('torch.')}, {args.runs} runs after {args.warmup} warm-up, torch {torch.__version__}, "
-        f"{torch.get_num_threads()} CPU threads, {platform.processor() or platform.machine()}"
-    )
-    print(table(results, deviation, header))
+    report = run(args, paths, backend, dtype)
+    print(table(report))
     if args.json is not None:
-        args.json.write_text(json.dumps({
-            "preset": args.preset, "device": args.device, "dtype": str(dtype).removeprefix("torch."),
-            "runs": args.runs, "warmup": args.warmup, "torch": torch.__version__, "threads": torch.get_num_threads(),
-            "max_action_deviation": deviation, "paths": {p: asdict(r) for p, r in results.items()},
-        }, indent=2))
+        args.json.write_text(json.dumps(report, indent=2))
     return 0
 
 

@@ -178,6 +178,7 @@ def run(chunks: int) -> int:
             gr00t.kill()
             code = gr00t.wait()
         executor.shutdown()
+        spinner.join()  # a thread still inside rclpy at interpreter exit aborts the process
         node.destroy_node()
         rclpy.try_shutdown()
     print(f"gr00t_node exited with code {code}; demo took {time.monotonic() - started:.1f} s")

@@ -44,10 +44,6 @@ def load_launch_file(path: Path) -> ModuleType:
     return module
 
 
-def real_launch_available() -> bool:
-    return importlib.util.find_spec("launch") is not None and importlib.util.find_spec("launch_ros") is not None
-
-
 def run_with_ros_launch(path: Path, arguments: dict[str, str]) -> int:
     """What `ros2 launch` does (ros2launch.api.launch_a_launch_file)."""
     import launch
@@ -111,8 +107,11 @@ def main(argv: list[str] | None = None) -> int:
         arguments = parse_launch_arguments(items)
     except (ValueError, FileNotFoundError) as err:
         parser.error(str(err))
-    if real_launch_available():
+    found = [name for name in ("launch", "launch_ros") if importlib.util.find_spec(name) is not None]
+    if len(found) == 2:
         return run_with_ros_launch(path, arguments)
+    if found:
+        parser.error(f"only {found[0]} of launch/launch_ros is installed: install both (ros-<distro>-launch-ros)")
     return run_with_subset(path, arguments)
 
 

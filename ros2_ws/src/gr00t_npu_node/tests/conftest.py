@@ -145,6 +145,7 @@ class RosProbe:
 
     def close(self) -> None:
         self.executor.shutdown()
+        self._thread.join()  # a thread still inside rclpy at interpreter exit aborts the process
         self.node.destroy_node()
         self.context.try_shutdown()
 

@@ -200,3 +200,23 @@ def test_definitions_of_types_rosbags_does_not_know_come_from_the_rclpy_class():
         [line for line in expected[0].splitlines() if line and "=" not in line and not line.startswith("#")]
     with pytest.raises(LookupError, match="message type no_such_pkg/msg/Thing is not installed"):
         derived.definition("no_such_pkg/msg/Thing")
+
+
+def test_playing_a_whole_robot_bag_skips_types_this_machine_lacks(tmp_path, ros_probe, player):
+    """A robot bag usually holds /tf (tf2_msgs, not installable here): it is reported, the rest still plays."""
+    store = get_typestore(Stores.ROS2_JAZZY)
+    tf = store.types["tf2_msgs/msg/TFMessage"](transforms=[])
+    with Writer(tmp_path / "with_tf", version=9, storage_plugin=StoragePlugin.MCAP) as writer:
+        tf_connection = writer.add_connection("/tf", "tf2_msgs/msg/TFMessage", typestore=store)
+        text = writer.add_connection("/skip_test/instruction", "std_msgs/msg/String", typestore=store,
+                                     offered_qos_profiles=[recorded_qos(latched=True)])
+        writer.write(tf_connection, START_NS, bytes(store.serialize_cdr(tf, "tf2_msgs/msg/TFMessage")))
+        writer.write(text, START_NS + 1, serialize_message(String(data="pick the pear")))
+    received = ros_probe.collect(String, "/skip_test/instruction", QoSProfile(
+        depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL))
+    result = play_bag(tmp_path / "with_tf", node=player)
+    assert list(result.skipped) == ["/tf"] and "tf2_msgs" in result.skipped["/tf"]
+    assert result.counts == {"/skip_test/instruction": 1}
+    assert received.wait_for(timeout=10).data == "pick the pear"
+    with pytest.raises(LookupError, match="message type tf2_msgs/msg/TFMessage is not installed"):
+        play_bag(tmp_path / "with_tf", topics=["/tf"], node=player)

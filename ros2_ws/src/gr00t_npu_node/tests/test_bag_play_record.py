@@ -124,7 +124,8 @@ def test_play_keeps_the_recorded_timing_at_the_given_rate_and_drives_clock(synth
     assert result.counts == {TOPICS.joint_states: len(stamps)}
     assert schedule_s - 0.005 <= result.wall_seconds < schedule_s + 2.0
     wait_until(lambda: len(joint_states.messages) == len(stamps), 10, "every replayed joint state")
-    assert joint_states.received_at[-1] - joint_states.received_at[0] >= (stamps[-1] - stamps[0]) / 1e9 / 4.0 - 0.01
+    # Paced, not a burst: a burst spans milliseconds (the margin absorbs late deliveries on a busy machine).
+    assert joint_states.received_at[-1] - joint_states.received_at[0] >= (stamps[-1] - stamps[0]) / 1e9 / 4.0 / 2
     ticks = [m.clock.sec * 10**9 + m.clock.nanosec for m in clock.messages[since:]]
     assert len(ticks) >= 10 and ticks == sorted(ticks)
     assert start <= ticks[0] and ticks[-1] <= end and ticks[-1] >= stamps[-1] - 50_000_000

@@ -36,7 +36,7 @@ class Backend:
         plain = Backend()
         plain.name, plain.device_type, plain.default_dtype = f"{self.name}-plain", self.device_type, self.default_dtype
         plain.synchronize, plain.max_memory_allocated = self.synchronize, self.max_memory_allocated
-        plain.reset_peak_memory = self.reset_peak_memory
+        plain.memory_allocated, plain.reset_peak_memory = self.memory_allocated, self.reset_peak_memory
         return plain
 
     # ---- operators -------------------------------------------------------------------------------------
@@ -70,6 +70,10 @@ class Backend:
         )
         return out.transpose(1, 2)
 
+    def linear_gelu(self, linear: nn.Module, x: torch.Tensor) -> torch.Tensor:
+        """GELU (tanh approximation) of `linear(x)`; a device that can fuses it into the matrix product."""
+        return F.gelu(linear(x), approximate="tanh")
+
     def rotary(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
         """Rotary embedding, half-split ("rotate_half") convention. x [B, S, H, D]; cos, sin [1, S, 1, D]."""
         x1, x2 = x.chunk(2, dim=-1)
@@ -102,6 +106,10 @@ class Backend:
 
     def max_memory_allocated(self) -> Optional[int]:
         """Peak device memory in bytes, where the device tracks it."""
+        return None
+
+    def memory_allocated(self) -> Optional[int]:
+        """Device memory in use now, in bytes, where the device tracks it."""
         return None
 
     def reset_peak_memory(self) -> None:

@@ -66,6 +66,13 @@ class CpuBackend(Backend):
         self.pack_weights = pack_weights and torch.backends.mkldnn.is_available()
         self.packed_layers = 0
 
+    def linear_gelu(self, linear: nn.Module, x: torch.Tensor) -> torch.Tensor:
+        """On a packed layer, the GELU runs in the GEMM's epilogue (oneDNN post-op): one pass less over the
+        activations, and one bfloat16 rounding instead of two."""
+        if isinstance(linear, PackedLinear):
+            return torch.ops.mkldnn._linear_pointwise(x, linear.weight, linear.bias, "gelu", [], "tanh")
+        return super().linear_gelu(linear, x)
+
     def prepare(self, model: nn.Module) -> None:
         if self.pack_weights:
             self.packed_layers += pack_linear_weights(model)

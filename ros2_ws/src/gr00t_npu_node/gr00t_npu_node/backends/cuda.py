@@ -44,5 +44,8 @@ class CudaBackend(Backend):
     def max_memory_allocated(self) -> Optional[int]:
         return torch.cuda.max_memory_allocated(self.device())
 
+    def memory_allocated(self) -> Optional[int]:
+        return torch.cuda.memory_allocated(self.device())
+
     def reset_peak_memory(self) -> None:
         torch.cuda.reset_peak_memory_stats(self.device())

@@ -26,7 +26,6 @@ HEAD_DIM_ALIGNMENT = 16
 # sparse_mode values of npu_fused_infer_attention_score.
 SPARSE_MASK_AS_GIVEN = 0
 SPARSE_CAUSAL_TOP_LEFT = 2
-GRAPH_MODES = ("max-autotune", "reduce-overhead")
 
 
 class NpuUnavailable(RuntimeError):
@@ -51,12 +50,15 @@ def load_torch_npu() -> ModuleType:
         ) from error
     if not torch.npu.is_available():
         raise NpuUnavailable(f"device=npu: torch_npu loaded with CANN at {cann} but no NPU is visible (check npu-smi).")
+    # Prebuilt ("binary") kernels: the mode torchair graphs use, and the one whose operator constraints (e.g. the
+    # BSND layout of npu_rotary_mul) this backend follows.
+    torch.npu.set_compile_mode(jit_compile=False)
     return torch_npu
 
 
 class NpuBackend(Backend):
-    """Fused NPU operators; `compile` uses torchair (GE graph mode by default, or aclgraph capture-and-replay with
-    graph_mode="reduce-overhead"), optionally through torchair's on-disk compile cache."""
+    """Fused NPU operators; `compile` builds one torchair graph (GE graph mode, as in Huawei's recipe), optionally
+    through torchair's on-disk compile cache."""
 
     name = "npu"
     device_type = "npu"
@@ -68,14 +70,10 @@ class NpuBackend(Backend):
         *,
         index: Optional[int] = None,
         compile_cache_dir: Optional[str | Path] = None,
-        graph_mode: str = "max-autotune",
     ):
-        if graph_mode not in GRAPH_MODES:
-            raise ValueError(f"graph_mode {graph_mode!r} is not one of {', '.join(GRAPH_MODES)}")
         self.ops = ops
         self.index = index
         self.compile_cache_dir = Path(compile_cache_dir) if compile_cache_dir is not None else None
-        self.graph_mode = graph_mode
         self._causal_masks: dict[torch.device, torch.Tensor] = {}
 
     def device(self) -> torch.device:
@@ -163,7 +161,6 @@ class NpuBackend(Backend):
         config = torchair.CompilerConfig()
         config.experimental_config.frozen_parameter = True
         config.experimental_config.tiling_schedule_optimize = True
-        config.mode = self.graph_mode
         if self.compile_cache_dir is not None:
             from torchair.inference import cache_compile
 
@@ -179,6 +176,9 @@ class NpuBackend(Backend):
 
     def max_memory_allocated(self) -> Optional[int]:
         return torch.npu.max_memory_allocated(self.device())
+
+    def memory_allocated(self) -> Optional[int]:
+        return torch.npu.memory_allocated(self.device())
 
     def reset_peak_memory(self) -> None:
         torch.npu.reset_peak_memory_stats(self.device())
@@ -201,6 +201,9 @@ class EmulatedNpuBackend(NpuBackend):
         """CPU work is synchronous."""
 
     def max_memory_allocated(self) -> Optional[int]:
+        return None
+
+    def memory_allocated(self) -> Optional[int]:
         return None
 
     def reset_peak_memory(self) -> None:

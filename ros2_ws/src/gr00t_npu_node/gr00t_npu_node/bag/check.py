@@ -79,7 +79,7 @@ def check_replay(log: CommandLog, camera_stamps: list[int], layout: JointLayout,
         if frame is None:
             problem(f"{label}: start - {skipped} skipped steps matches no replayed image stamp")
     _check_count(check, execute, max_extra_frames)
-    _check_order(check, chunks)
+    _check_order(check, log)
     _check_cadence(check, camera_stamps, chunks, execute, step_ns, max_extra_frames)
     return check
 
@@ -94,11 +94,14 @@ def _check_count(check: ReplayCheck, execute: int, max_extra_frames: int) -> Non
                               f"{skipped} steps in all); expected {low}..{high}")
 
 
-def _check_order(check: ReplayCheck, chunks) -> None:
-    for group in chunks[0].groups:
-        receive = [c.groups[group].receive_ns for c in chunks]
+def _check_order(check: ReplayCheck, log: CommandLog) -> None:
+    for group, stamps in log.arrival_stamps.items():
+        if any(b <= a for a, b in zip(stamps, stamps[1:])):
+            check.problems.append(f"{group}: chunk stamps are not strictly increasing in the order they arrived")
+    for group in log.chunks[0].groups:
+        receive = [c.groups[group].receive_ns for c in log.chunks]
         if any(b < a for a, b in zip(receive, receive[1:])):
-            check.problems.append(f"{group}: chunk stamps are not increasing in the order the chunks arrived")
+            check.problems.append(f"{group}: recorded (sim) receive times run backwards")
 
 
 def _check_cadence(check: ReplayCheck, camera_stamps: list[int], chunks, execute: int, step_ns: int,

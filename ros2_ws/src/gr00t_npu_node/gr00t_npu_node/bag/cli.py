@@ -71,6 +71,8 @@ def _play(args: argparse.Namespace) -> int:
                       wait_timeout=args.wait_timeout)
     for topic, count in result.counts.items():
         print(f"{topic}: {count} messages")
+    for topic, reason in result.skipped.items():
+        print(f"{topic}: not played: {reason}", file=sys.stderr)
     print(f"played in {result.wall_seconds:.2f} s, worst lag {result.max_lag_ms:.1f} ms")
     if result.unacked:
         print(f"not acknowledged by every subscriber: {result.unacked}", file=sys.stderr)
@@ -84,11 +86,15 @@ def _record(args: argparse.Namespace) -> int:
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
-    counts = record_bag(args.out, topics=None if args.all else args.topics, storage=args.storage,
-                        compress=args.compress, use_sim_time=args.use_sim_time, stop=stop)
-    for topic, count in counts.items():
+    summary = record_bag(args.out, topics=None if args.all else args.topics, storage=args.storage,
+                         compress=args.compress, use_sim_time=args.use_sim_time, stop=stop)
+    for topic, count in summary.counts.items():
         print(f"{topic}: {count} messages")
-    print(f"{args.out}: {sum(counts.values())} messages")
+    for topic, reason in summary.skipped.items():
+        print(f"{topic}: not recorded: {reason}", file=sys.stderr)
+    if summary.never_published:
+        print(f"never published while recording: {summary.never_published}", file=sys.stderr)
+    print(f"{args.out}: {sum(summary.counts.values())} messages")
     return 0
 
 

@@ -132,20 +132,20 @@ class LeRobotDataset:
         for key in ("state", "action", "video"):
             if key not in modality:
                 raise DatasetError(f"{root / 'meta' / 'modality.json'} has no {key!r} section")
-        for key in ("data_path", "video_path", "fps"):
+        for key in ("data_path", "video_path"):
             if key not in info:
                 raise DatasetError(f"{root / 'meta' / 'info.json'} has no {key!r}")
-        tasks = {row["task_index"]: row["task"] for row in _read_jsonl(root / "meta" / "tasks.jsonl")}
-        episodes = tuple(row["episode_index"] for row in _read_jsonl(root / "meta" / "episodes.jsonl"))
+        try:
+            tasks = {row["task_index"]: row["task"] for row in _read_jsonl(root / "meta" / "tasks.jsonl")}
+            episodes = tuple(row["episode_index"] for row in _read_jsonl(root / "meta" / "episodes.jsonl"))
+        except (KeyError, TypeError) as err:
+            raise DatasetError(f"{root / 'meta'}: tasks.jsonl rows need task_index and task, episodes.jsonl rows "
+                               f"need episode_index ({err!r} is missing)") from None
         video_specs = list(modality["video"].values())
         if len(video_specs) != 1:
             raise DatasetError(f"{root}: expected one camera in meta/modality.json, found {len(video_specs)}")
         video_key = video_specs[0].get("original_key") or next(iter(modality["video"]))
         return cls(root, info, modality, tasks, episodes, video_key)
-
-    @property
-    def fps(self) -> float:
-        return float(self.info["fps"])
 
     def slices(self, section: str) -> dict[str, tuple[int, int]]:
         return {group: (spec["start"], spec["end"]) for group, spec in self.modality[section].items()}

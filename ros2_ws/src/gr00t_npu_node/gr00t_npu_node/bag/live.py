@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from rclpy.serialization import deserialize_message
+from sensor_msgs.msg import Image
 from trajectory_msgs.msg import JointTrajectory
 
 from gr00t_npu_node.bag.bagio import BagError, BagReader
@@ -38,7 +39,6 @@ class LiveRun:
     latency_topic: str
     camera_stamps: list[int]
     play: PlayResult
-    counts: dict[str, int] = field(default_factory=dict)
 
 
 class _ChunkWatcher:
@@ -72,8 +72,6 @@ class _ChunkWatcher:
 
 def replayed_camera_stamps(bag_path: Path | str, topics: Topics) -> tuple[list[int], int]:
     """Header stamps of the bag's images and the bag time of the last one (where the replayed clock stops)."""
-    from sensor_msgs.msg import Image
-
     with BagReader(bag_path) as bag:
         if topics.camera not in bag.topics:
             raise BagError(f"{bag.path} has no camera topic {topics.camera}; pass the bag's camera topic")
@@ -91,15 +89,14 @@ class _RecordingThread(threading.Thread):
         super().__init__(name="gr00t_live_recorder")
         self.stop = threading.Event()
         self.recorder: BagRecorder | None = None
-        self.counts: dict[str, int] = {}
         self.error: BaseException | None = None
         self._args = (out, topics, on_message)
 
     def run(self) -> None:
         out, topics, on_message = self._args
         try:
-            self.counts = record_bag(out, topics=topics, use_sim_time=True, stop=self.stop,
-                                     on_start=self._keep_recorder, on_message=on_message)
+            record_bag(out, topics=topics, use_sim_time=True, stop=self.stop, on_start=self._keep_recorder,
+                       on_message=on_message)
         except BaseException as err:  # handed to the caller's thread, which re-raises it
             self.error = err
 
@@ -149,4 +146,4 @@ def replay_into_node(bag_path: Path | str, out: Path | str, layout: JointLayout,
         recording.join()
     if recording.error is not None:
         raise recording.error
-    return LiveRun(Path(out), command_topics, latency_topic, camera_stamps, played, recording.counts)
+    return LiveRun(Path(out), command_topics, latency_topic, camera_stamps, played)

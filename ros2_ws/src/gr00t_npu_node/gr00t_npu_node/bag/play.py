@@ -31,6 +31,7 @@ class PlayResult:
     counts: dict[str, int] = field(default_factory=dict)   # messages published, by bag topic
     unmatched: list[str] = field(default_factory=list)     # topics still without a subscriber when play began
     unacked: list[str] = field(default_factory=list)       # reliable topics not acknowledged by every subscriber
+    skipped: dict[str, str] = field(default_factory=dict)  # topics not played (type not installed), with the reason
     wall_seconds: float = 0.0
     max_lag_ms: float = 0.0                                 # worst delay of a publish behind its recorded time
     loops: int = 0
@@ -80,13 +81,14 @@ def play_bag(path: Path | str, *, rate: float = 1.0, loop: bool = False, topics:
     stop = stop or threading.Event()
     result = PlayResult()
     with BagReader(path) as bag, _player_node(node) as player:
-        played = list(bag.topics) if topics is None else list(topics)
-        if unknown := [t for t in [*played, *remap] if t not in bag.topics]:
+        if unknown := [t for t in [*(topics or ()), *remap] if t not in bag.topics]:
             raise BagError(f"{bag.path} has no topics {unknown}; it has {sorted(bag.topics)}")
         if not bag.topics or bag.start_ns > bag.end_ns:
             raise BagError(f"{bag.path} holds no messages")
-        publishers = {t: player.create_publisher(message_class(bag.topics[t].msgtype), remap.get(t, t),
-                                                 playback_profile(bag.topics[t].offers)) for t in played}
+        classes = _message_classes(bag, topics, result, player)
+        played = list(classes)
+        publishers = {t: player.create_publisher(classes[t], remap.get(t, t), playback_profile(bag.topics[t].offers))
+                      for t in played}
         clock = player.create_publisher(Clock, "/clock", CLOCK_QOS) if clock_hz else None
         try:
             scoring = set(bag.custom_data.get(SCORING_TOPICS_KEY, "").split(","))
@@ -118,6 +120,21 @@ def play_bag(path: Path | str, *, rate: float = 1.0, loop: bool = False, topics:
             for publisher in [*publishers.values(), *([clock] if clock else [])]:
                 player.destroy_publisher(publisher)
     return result
+
+
+def _message_classes(bag: BagReader, topics: Sequence[str] | None, result: PlayResult, player: Node) -> dict:
+    """Message class per played topic. Playing a whole bag skips (and reports) topics whose message package is
+    not installed, as a robot's bag may hold types this machine lacks; a topic asked for by name must play."""
+    classes = {}
+    for topic in bag.topics if topics is None else topics:
+        try:
+            classes[topic] = message_class(bag.topics[topic].msgtype)
+        except LookupError as err:
+            if topics is not None:
+                raise
+            result.skipped[topic] = str(err)
+            player.get_logger().warning(f"not playing {topic}: {err}")
+    return classes
 
 
 def _wait_for_subscribers(publishers: dict, timeout: float, stop: threading.Event) -> list[str]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import rclpy
@@ -21,6 +22,13 @@ from gr00t_npu_node.bag.typedefs import message_class
 
 GRAPH_POLL_S = 0.1
 DRAIN_IDLE_S = 0.05
+
+
+@dataclass(frozen=True)
+class RecordSummary:
+    counts: dict[str, int]            # messages written, by topic
+    skipped: dict[str, str]           # topics seen but not recorded, with the reason
+    never_published: list[str]        # requested topics that no publisher offered while recording
 
 
 class BagRecorder:
@@ -42,10 +50,6 @@ class BagRecorder:
     @property
     def total(self) -> int:
         return sum(self.counts.values())
-
-    @property
-    def subscribed(self) -> list[str]:
-        return list(self._subscriptions)
 
     def all_subscribed(self) -> bool:
         """True once every requested topic is recorded (always False in record-all mode)."""
@@ -91,8 +95,8 @@ class BagRecorder:
         if self.on_message is not None:
             self.on_message(connection.topic, stamp, data)
 
-    def close(self, executor: SingleThreadedExecutor) -> dict[str, int]:
-        """Write what the middleware still holds, then close the bag; returns the message counts by topic."""
+    def close(self, executor: SingleThreadedExecutor) -> RecordSummary:
+        """Write what the middleware still holds, then close the bag."""
         self.node.destroy_timer(self._timer)
         idle_since = time.monotonic()
         while time.monotonic() - idle_since < 3 * DRAIN_IDLE_S:
@@ -103,14 +107,15 @@ class BagRecorder:
         for subscription in self._subscriptions.values():
             self.node.destroy_subscription(subscription)
         self._writer.close()
-        return dict(self.counts)
+        never = [t for t in self.wanted or () if t not in self._subscriptions and t not in self.skipped]
+        return RecordSummary(dict(self.counts), dict(self.skipped), never)
 
 
 def record_bag(out: Path | str, *, topics: Sequence[str] | None = None, storage: str = "mcap",
                compress: bool = False, use_sim_time: bool = False, stop: threading.Event,
                on_start: Callable[[BagRecorder], None] | None = None,
-               on_message: Callable[[str, int, bytes], None] | None = None) -> dict[str, int]:
-    """Record in a private ROS context until `stop` is set; returns the message counts by topic.
+               on_message: Callable[[str, int, bytes], None] | None = None) -> RecordSummary:
+    """Record in a private ROS context until `stop` is set.
 
     With `use_sim_time`, receive times come from /clock (e.g. a bag played with a clock) instead of the wall clock.
     `on_start` gets the recorder once it exists (to watch its counts from another thread); `on_message` sees
@@ -131,9 +136,9 @@ def record_bag(out: Path | str, *, topics: Sequence[str] | None = None, storage:
             while not stop.is_set():
                 executor.spin_once(timeout_sec=GRAPH_POLL_S)
         finally:
-            counts = recorder.close(executor)
+            summary = recorder.close(executor)
             executor.shutdown()
             node.destroy_node()
-        return counts
+        return summary
     finally:
         context.try_shutdown()

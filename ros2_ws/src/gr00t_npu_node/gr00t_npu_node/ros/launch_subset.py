@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib.metadata
+import importlib.util
 import sys
 import types
 from dataclasses import dataclass
@@ -161,9 +162,9 @@ def installed() -> Iterator[None]:
         "launch_ros.actions": {"Node": Node},
         "launch_ros.parameter_descriptions": {"ParameterValue": ParameterValue},
     }
-    clashes = [name for name in names if name in sys.modules]
+    clashes = [name for name in ("launch", "launch_ros") if name in sys.modules or importlib.util.find_spec(name)]
     if clashes:
-        raise RuntimeError(f"refusing to shadow already imported modules {clashes}")
+        raise RuntimeError(f"refusing to shadow the installed or imported package(s) {clashes}")
     for name, attributes in names.items():
         module = types.ModuleType(name, f"gr00t_npu_node launch subset: {name}")
         module.__dict__.update(attributes)

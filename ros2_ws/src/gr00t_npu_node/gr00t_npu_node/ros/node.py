@@ -20,7 +20,9 @@ Interfaces (relative names resolve in the node's namespace; `~/` is the node's p
 from __future__ import annotations
 
 import signal
+import threading
 import time
+import traceback
 from typing import Any, Optional
 
 import numpy as np
@@ -52,6 +54,7 @@ JOINT_STATE_QOS = QoSProfile(depth=50, reliability=ReliabilityPolicy.BEST_EFFORT
 COMMAND_IN_QOS = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
 WATCHDOG_S = 0.02
 SPIN_WAKE_S = 0.1  # the executor returns to Python this often so SIGINT/SIGTERM are handled (hold, then exit)
+SHUTDOWN_WAIT_S = 2.0  # for callbacks still in flight; a stuck one must not keep the process (and a launcher) up
 
 
 class Gr00tNode(LifecycleNode):
@@ -133,6 +136,7 @@ class Gr00tNode(LifecycleNode):
     def report_callback_error(self, err: Exception) -> None:
         self._monitor.count("callback_errors")
         self._monitor.fault("node", f"callback failed: {err!r}", ERROR)
+        self.get_logger().error("".join(traceback.format_exception(err)))
 
     def _stop_output(self) -> None:
         if self._worker is not None:
@@ -396,32 +400,26 @@ class Gr00tNode(LifecycleNode):
         self._diagnostics_pub.publish(msg)
 
 
-def _interrupt(signum: int, frame: Any) -> None:
-    raise KeyboardInterrupt
-
-
 def main(args: Optional[list[str]] = None) -> int:
-    # rclpy's own SIGINT handler shuts the context down before we could command a hold; handle signals here.
-    signal.signal(signal.SIGTERM, _interrupt)
+    # rclpy's own SIGINT handler shuts the context down before a hold could be commanded, and an exception raised
+    # by a Python handler can surface inside rclpy's C++ calls; so a signal only sets a flag the loop checks.
+    stop_requested = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop_requested.set())
     rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
     node = Gr00tNode()
     executor = SingleThreadedExecutor()
     executor.add_node(node)
     try:
         node.autostart()
-        while rclpy.ok():
+        while rclpy.ok() and not stop_requested.is_set():
             try:
                 executor.spin_once(timeout_sec=SPIN_WAKE_S)
             except Exception as err:  # one failing callback must not take the hold and the diagnostics down
                 node.report_callback_error(err)
-    except KeyboardInterrupt:
-        pass
     finally:
-        # A second Ctrl-C (a terminal and a launcher both forward one) must not cut the final hold short.
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         node.stop()
-        executor.shutdown()
+        executor.shutdown(timeout_sec=SHUTDOWN_WAIT_S)
         node.destroy_node()
         rclpy.try_shutdown()
     return 0

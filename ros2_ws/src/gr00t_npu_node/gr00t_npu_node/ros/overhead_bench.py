@@ -90,7 +90,8 @@ class Bench:
         self.controllers = len(controllers)
         self.executor = SingleThreadedExecutor()
         self.executor.add_node(self.node)
-        threading.Thread(target=self.executor.spin, daemon=True).start()
+        self._spinner = threading.Thread(target=self.executor.spin, daemon=True)
+        self._spinner.start()
 
     def _on_trajectory(self, msg, info) -> None:
         now = info["received_timestamp"] * 1e-9  # system clock, like time.time_ns() in cycle()
@@ -144,6 +145,7 @@ class Bench:
 
     def close(self) -> None:
         self.executor.shutdown()
+        self._spinner.join()  # a thread still inside rclpy at interpreter exit aborts the process
         self.node.destroy_node()
         self._rclpy.try_shutdown()
 
