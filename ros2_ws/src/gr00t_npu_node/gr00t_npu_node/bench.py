@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import statistics
 import sys
@@ -235,6 +236,7 @@ def weight_gb(config: Gr00tConfig, dtype: torch.dtype) -> float:
 def run(args: argparse.Namespace, paths: list[str], backend: Backend, dtype: torch.dtype) -> dict:
     config = PRESETS[args.preset]
     noise = torch.randn(1, config.action_horizon, config.max_action_dim, generator=torch.Generator().manual_seed(args.seed))
+    load_before = os.getloadavg()[0]
     baseline_rss = _status_bytes("VmRSS")
     policies: dict[str, Gr00tPolicy] = {}
     results: dict[str, PathResult] = {}
@@ -280,7 +282,7 @@ def run(args: argparse.Namespace, paths: list[str], backend: Backend, dtype: tor
         "preset": args.preset, "device": args.device, "backend": backend.name, "dtype": str(dtype).removeprefix("torch."),
         "runs": args.runs, "warmup": args.warmup, "torch": torch.__version__, "threads": torch.get_num_threads(),
         "machine": platform.processor() or platform.machine(), "weights_gb": weight_gb(config, dtype),
-        "max_action_deviation": deviation,
+        "max_action_deviation": deviation, "load_average": [load_before, os.getloadavg()[0]],
         "matrix_gflops": {stage: statistics.median(v) for stage, v in matrix.items()},
         "matrix_gflops_per_round": matrix,
         "paths": {path: asdict(r) | {"median": {s: r.median(s) for s in STAGES}, "p90": {s: r.p90(s) for s in STAGES}}
@@ -295,7 +297,8 @@ def table(report: dict) -> str:
     lines = [
         f"gr00t-npu-bench: preset {report['preset']}, device {report['device']} ({report['backend']}), dtype "
         f"{report['dtype']}, {report['runs']} rounds after {report['warmup']} warm-up calls, torch {report['torch']}, "
-        f"{report['threads']} CPU threads, {report['machine']}",
+        f"{report['threads']} CPU threads, {report['machine']}, 1-min load average {report['load_average'][0]:.1f} "
+        f"before / {report['load_average'][1]:.1f} after (other processes competing for the cores inflate the p90)",
         "",
     ]
     header = f"{'stage':<12}"

@@ -68,6 +68,7 @@ def test_packed_linears_compute_what_the_unpacked_ones_do_and_skip_tied_weights(
     tied.weight = tied_owner.weight
     holder = nn.ModuleDict({"mlp": model, "embed": tied_owner, "head": tied})
     x = torch.randn(3, 17, 96, dtype=dtype)
+    dense_weights = [model[0].weight.detach().clone(), model[2].weight.detach().clone()]
     with torch.inference_mode():
         expected = model(x)
         assert pack_linear_weights(holder) == 2
@@ -75,6 +76,24 @@ def test_packed_linears_compute_what_the_unpacked_ones_do_and_skip_tied_weights(
         assert model[0].weight.dtype == dtype and tuple(model[0].weight.shape) == (160, 96)
         assert type(holder["head"]) is nn.Linear and holder["head"].weight is tied_owner.weight
         torch.testing.assert_close(model(x), expected, rtol=1e-5, atol=1e-5)
+    saved = holder.state_dict()
+    assert set(saved) == {"mlp.0.weight", "mlp.0.bias", "mlp.2.weight", "embed.weight", "head.weight"}
+    assert saved["mlp.2.weight"].layout == torch.strided and torch.equal(saved["mlp.2.weight"], dense_weights[1])
+
+
+@pytest.mark.parametrize("dtype, tolerance", [(torch.float32, 1e-5), (torch.bfloat16, 3e-2)])
+def test_linear_gelu_on_a_packed_layer_is_the_reference_linear_then_gelu(dtype, tolerance):
+    torch.manual_seed(0)
+    layer = nn.Linear(64, 96, dtype=dtype)
+    x = torch.randn(2, 11, 64, dtype=dtype)
+    with torch.inference_mode():
+        expected = torch.nn.functional.gelu(torch.nn.functional.linear(x.float(), layer.weight.float(), layer.bias.float()), approximate="tanh")
+        reference = Backend().linear_gelu(layer, x)
+        packed = PackedLinear(layer)
+        fused = CpuBackend().linear_gelu(packed, x)
+    assert fused.dtype == dtype and fused.shape == (2, 11, 96)
+    torch.testing.assert_close(fused.float(), expected, rtol=0, atol=tolerance)
+    torch.testing.assert_close(reference.float(), expected, rtol=0, atol=tolerance)
 
 
 def test_cpu_backend_compiles_the_loop_only_while_weights_are_unpacked():

@@ -17,7 +17,7 @@ from gr00t_npu_node.ros.chunk_plan import PlannedChunk
 from gr00t_npu_node.ros.inputs import MeasuredPositions
 from gr00t_npu_node.ros.monitor import Monitor
 from gr00t_npu_node.ros.params import JointGroup
-from gr00t_npu_node.ros.safety import COMMAND_QOS, SafetyGate, limit_trajectory
+from gr00t_npu_node.ros.safety import COMMAND_QOS, Limits, SafetyGate, limit_trajectory
 
 STEP_S = 0.05
 CONFIG = yaml.safe_load((PACKAGE_ROOT / "config" / "gr1.yaml").read_text())["/**"]["ros__parameters"]
@@ -42,10 +42,11 @@ def mid(group: JointGroup) -> np.ndarray:
 # ---- limit_trajectory (pure) ---------------------------------------------------------------------------------
 def test_limits_clamp_positions_and_steps_and_count_them():
     group = make_groups("/x")["waist"]  # position [-1, 1], [-0.5, 1.2], [-0.7, 0.7]; velocity_max 2.0
+    limits = Limits.of([group])
     reference = np.array([0.0, 0.0, 0.0])
     times = np.array([0.05, 0.10, 0.15])
     wanted = np.array([[0.05, 5.0, 0.0], [0.10, 5.0, -0.69], [0.15, 5.0, -0.69]])
-    result = limit_trajectory(group, reference, times, wanted)
+    result = limit_trajectory(limits, reference, times, wanted)
     # joint 1 is clamped to 1.2 three times, then rate-limited to 0.1 per 0.05 s step; joint 2 rate-limited twice
     np.testing.assert_allclose(result.positions[:, 1], [0.1, 0.2, 0.3])
     np.testing.assert_allclose(result.positions[:, 2], [0.0, -0.1, -0.2])
@@ -60,15 +61,15 @@ def test_limits_clamp_positions_and_steps_and_count_them():
 
 
 def test_limits_pull_a_reference_outside_the_limits_back_inside():
-    group = make_groups("/x")["waist"]
+    limits = Limits.of([make_groups("/x")["waist"]])
     reference = np.array([1.5, 0.0, 0.0])  # beyond position_max 1.0
-    result = limit_trajectory(group, reference, np.array([0.05]), reference[None, :].copy())
+    result = limit_trajectory(limits, reference, np.array([0.05]), reference[None, :].copy())
     assert result.positions[0, 0] == pytest.approx(1.0)
 
 
 def test_given_velocities_are_clamped_not_recomputed():
-    group = make_groups("/x")["waist"]
-    result = limit_trajectory(group, np.zeros(3), np.array([0.5]), np.zeros((1, 3)), np.array([[9.0, -1.0, 0.5]]))
+    limits = Limits.of([make_groups("/x")["waist"]])
+    result = limit_trajectory(limits, np.zeros(3), np.array([0.5]), np.zeros((1, 3)), np.array([[9.0, -1.0, 0.5]]))
     np.testing.assert_allclose(result.velocities, [[2.0, -1.0, 0.5]])
     assert result.velocity_clamps == 1
 

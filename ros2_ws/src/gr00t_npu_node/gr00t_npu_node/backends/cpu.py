@@ -33,6 +33,13 @@ class PackedLinear(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.ops.mkldnn._linear_pointwise(x, self.weight, self.bias, "none", [], "")
 
+    def _save_to_state_dict(self, destination: dict, prefix: str, keep_vars: bool) -> None:
+        """The state dict keeps nn.Linear's names and plain tensors, so a prepared model still saves like the loaded
+        one."""
+        destination[prefix + "weight"] = self.weight.to_dense()
+        if self.bias is not None:
+            destination[prefix + "bias"] = self.bias if keep_vars else self.bias.detach()
+
 
 def pack_linear_weights(model: nn.Module) -> int:
     """Replaces every plain CPU nn.Linear of a packable dtype by a PackedLinear, one at a time so that each unpacked

@@ -52,7 +52,7 @@ NODE_NAME = "gr00t_node"
 LATCHED_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
 JOINT_STATE_QOS = QoSProfile(depth=50, reliability=ReliabilityPolicy.BEST_EFFORT)
 COMMAND_IN_QOS = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
-WATCHDOG_S = 0.02
+WATCHDOG_S = 0.05
 SPIN_WAKE_S = 0.1  # the executor returns to Python this often so SIGINT/SIGTERM are handled (hold, then exit)
 SHUTDOWN_WAIT_S = 2.0  # for callbacks still in flight; a stuck one must not keep the process (and a launcher) up
 

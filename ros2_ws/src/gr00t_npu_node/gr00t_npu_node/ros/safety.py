@@ -36,6 +36,20 @@ from gr00t_npu_node.ros.params import MODES, JointGroup
 COMMAND_QOS = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
 
 
+@dataclass(frozen=True)
+class Limits:
+    """Per-joint limits of one or several groups, concatenated in group order."""
+
+    position_min: np.ndarray
+    position_max: np.ndarray
+    velocity_max: np.ndarray
+
+    @classmethod
+    def of(cls, groups: Sequence[JointGroup]) -> "Limits":
+        fields = ("position_min", "position_max", "velocity_max")
+        return cls(*(np.concatenate([getattr(group, field) for group in groups]) for field in fields))
+
+
 @dataclass
 class LimitResult:
     positions: np.ndarray
@@ -45,21 +59,20 @@ class LimitResult:
 
 
 def limit_trajectory(
-    group: JointGroup,
+    limits: Limits,
     reference: np.ndarray,
     point_times_s: np.ndarray,
     positions: np.ndarray,
     velocities: Optional[np.ndarray] = None,
 ) -> LimitResult:
-    """Apply `group`'s limits to points at `point_times_s` (seconds after the `reference` measurement).
+    """Apply `limits` to points at `point_times_s` (seconds after the `reference` measurement).
 
     `velocities` None: finite differences of the limited positions. Otherwise the given ones, clamped.
     """
-    lo, hi, vmax = group.position_min, group.position_max, group.velocity_max
+    lo, hi, vmax = limits.position_min, limits.position_max, limits.velocity_max
     clamped = np.clip(positions, lo, hi)
     position_clamps = int(np.count_nonzero(clamped != positions))
-    gaps = np.diff(point_times_s, prepend=0.0)
-    max_steps = gaps[:, None] * vmax
+    max_steps = np.diff(point_times_s, prepend=0.0)[:, None] * vmax
     too_fast = np.abs(np.diff(clamped, axis=0, prepend=reference[None, :])) > max_steps
     velocity_clamps = 0
     limited = clamped
@@ -69,9 +82,11 @@ def limit_trajectory(
         limited = clamped.copy()
         previous = limited[first - 1] if first else reference
         for i in range(first, len(limited)):
-            bounded = np.clip(limited[i], previous - max_steps[i], previous + max_steps[i])
-            velocity_clamps += int(np.count_nonzero(bounded != limited[i]))
-            limited[i] = previous = bounded
+            row = limited[i]
+            np.maximum(row, previous - max_steps[i], out=row)
+            np.minimum(row, previous + max_steps[i], out=row)
+            previous = row
+        velocity_clamps = int(np.count_nonzero(limited != clamped))
         # A reference outside the position limits (robot pushed past them) can drag the bounded steps outside
         # too; position limits win.
         np.clip(limited, lo, hi, out=limited)
@@ -120,6 +135,10 @@ class SafetyGate:
         self._chunk_writers = {
             g: messages.ChunkTrajectoryWriter(group.joints, self._step_ns) for g, group in groups.items()
         }
+        self._limits = {g: Limits.of([group]) for g, group in groups.items()}
+        # A chunk is limited for all groups at once (one pass over its points instead of one per group).
+        self._chunk_limits = Limits.of(list(groups.values()))
+        self._chunk_splits = np.cumsum([len(group.joints) for group in groups.values()])[:-1]
         self._active = False
         self._mode = "hold"
         self._estop_signal = False
@@ -238,12 +257,19 @@ class SafetyGate:
             if epoch != self.policy_epoch():
                 self._monitor.count("superseded_chunks")
                 return False
-            outgoing = {}
-            for g, group in self._groups.items():
-                result = limit_trajectory(group, plan.reference[g], point_times, plan.positions[g])
-                self._count_clamps(result)
-                outgoing[g] = self._chunk_writers[g].fill(plan.start_ns, result.positions, result.velocities)
-            self._send(outgoing)
+            groups = list(self._groups)
+            result = limit_trajectory(
+                self._chunk_limits,
+                np.concatenate([plan.reference[g] for g in groups]),
+                point_times,
+                np.concatenate([plan.positions[g] for g in groups], axis=1),
+            )
+            self._count_clamps(result)
+            positions = np.split(result.positions, self._chunk_splits, axis=1)
+            velocities = np.split(result.velocities, self._chunk_splits, axis=1)
+            self._send({
+                g: self._chunk_writers[g].fill(plan.start_ns, q, v) for g, q, v in zip(groups, positions, velocities)
+            })
             self._monitor.count("chunks_published")
             return True
 
@@ -271,7 +297,8 @@ class SafetyGate:
                 self._monitor.count("ignored_teleop")
                 return False
             result = limit_trajectory(
-                group, measured.positions[group_name], offset_s + times_ns * 1e-9, positions, velocities
+                self._limits[group_name], measured.positions[group_name], offset_s + times_ns * 1e-9, positions,
+                velocities,
             )
             self._count_clamps(result)
             outgoing = messages.joint_trajectory(
@@ -304,7 +331,7 @@ class SafetyGate:
         for g in pending:
             group = self._groups[g]
             q = measured.positions[g][None, :]
-            result = limit_trajectory(group, q[0], np.array([self._step_ns * 1e-9]), q, np.zeros_like(q))
+            result = limit_trajectory(self._limits[g], q[0], np.array([self._step_ns * 1e-9]), q, np.zeros_like(q))
             self._count_clamps(result)
             outgoing[g] = messages.joint_trajectory(
                 group.joints, 0, [self._step_ns], result.positions, result.velocities
