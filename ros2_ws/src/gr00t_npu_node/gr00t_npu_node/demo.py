@@ -1,9 +1,11 @@
-"""`make demo`: the whole pipeline on the embedded tiny model, in well under a minute.
+"""`make demo`: the whole pipeline on the embedded tiny model, fed from a bag, in well under a minute.
 
-gr00t_node is started through the package's launch file (namespace /gr00t_demo), next to a simulated GR1: a
-synthetic 256x256 camera at 20 Hz and joint states at 100 Hz from a robot that follows whatever its controllers
-are commanded. The listener prints the chunks each controller receives and the inference latencies, then engages
-the e-stop to show the hold, and stops the node.
+gr00t_node is started through the package's launch file (namespace /gr00t_demo, sim time) and a bag is replayed
+into it with /clock: by default a small synthetic episode (moving colour pattern as the camera, smooth joint
+states, an instruction) written once to the user's cache, or with `--bag` any converted episode or robot bag with
+the same topic names. A listener prints the chunks each controller receives and the inference latencies; then the
+e-stop is engaged to show the hold, the node is stopped and a one-line summary is printed. The exit code is 0 only
+when every controller received at least one chunk.
 
 Unless ROS_DOMAIN_ID is set, the demo runs in a private domain with localhost-only discovery.
 """
@@ -11,20 +13,38 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
+import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
 
 import numpy as np
+import rclpy
 import yaml
+from rclpy.context import Context
+from rclpy.executors import SingleThreadedExecutor
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.signals import SignalHandlerOptions
+from std_msgs.msg import Bool, Float64, String
+from trajectory_msgs.msg import JointTrajectory
 
-NAMESPACE = "/gr00t_demo"
-INSTRUCTION = "pick the pear from the counter and place it in the plate"
-CAMERA_HZ, JOINT_STATE_HZ = 20.0, 100.0
-IMAGE_SIZE = 256
-STARTUP_TIMEOUT_S = 120.0
+from gr00t_npu_node.bag.bagio import BagReader
+from gr00t_npu_node.bag.layout import JointLayout, load_joint_layout
+from gr00t_npu_node.bag.live import NODE_NAME, replay_into_node
+from gr00t_npu_node.bag.messages import stamp_ns
+from gr00t_npu_node.bag.synth import write_synthetic_bag
+from gr00t_npu_node.ros.share import package_share_path
+
+NAMESPACE = "gr00t_demo"
+STARTUP_TIMEOUT_S = 90.0
+ESTOP_TIMEOUT_S = 10.0
+STOP_TIMEOUT_S = 30.0
+# The node's mode and e-stop topics are latched.
+LATCHED_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
 
 
 def _isolate() -> str:
@@ -33,40 +53,91 @@ def _isolate() -> str:
     return f"ROS_DOMAIN_ID={os.environ['ROS_DOMAIN_ID']}, discovery {os.environ['ROS_AUTOMATIC_DISCOVERY_RANGE']}"
 
 
-class SimulatedRobot:
-    """Joint positions that follow the last trajectory each controller received (perfect tracking)."""
+def demo_bag(layout: JointLayout) -> Path:
+    """The bundled synthetic bag, written once per user into the cache and then reused."""
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "gr00t_npu_node"
+    target = cache / "demo_bag"
+    if not target.is_dir():
+        cache.mkdir(parents=True, exist_ok=True)
+        staging = cache / f"demo_bag.partial-{os.getpid()}"
+        shutil.rmtree(staging, ignore_errors=True)
+        result = write_synthetic_bag(staging, layout)
+        print(f"wrote the synthetic demo bag ({result.frames} frames) to {target}", flush=True)
+        try:
+            staging.rename(target)  # atomic: a concurrent demo either wins or finds the finished bag
+        except OSError:
+            shutil.rmtree(staging, ignore_errors=True)
+            if not target.is_dir():
+                raise
+    return target
 
-    def __init__(self, joint_groups: dict):
-        self.positions = {}
-        for group in joint_groups.values():
-            lo = np.array(group.get("position_min", [0.0] * len(group["joints"])))
-            hi = np.array(group.get("position_max", [0.0] * len(group["joints"])))
-            self.positions.update(zip(group["joints"], (lo + hi) / 2))
-        self._lock = threading.Lock()
-        self._trajectories: dict[tuple[str, ...], tuple[int, np.ndarray, np.ndarray, np.ndarray]] = {}
 
-    def command(self, msg, now_ns: int) -> None:
-        joints = tuple(msg.joint_names)
-        start = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec or now_ns
-        times = np.array([p.time_from_start.sec + p.time_from_start.nanosec * 1e-9 for p in msg.points])
-        points = np.array([p.positions for p in msg.points])
-        with self._lock:
-            current = np.array([self.positions[j] for j in joints])
-            self._trajectories[joints] = (start, np.concatenate([[0.0], times]), np.vstack([current, points]), current)
+class ChunkListener:
+    """Prints every chunk the controllers receive and every inference latency; counts chunks, holds and modes."""
 
-    def joint_state(self, now_ns: int) -> tuple[list[str], list[float]]:
-        with self._lock:
-            for joints, (start, times, points, _) in self._trajectories.items():
-                t = (now_ns - start) * 1e-9
-                if t >= 0:
-                    q = [np.interp(t, times, points[:, k]) for k in range(len(joints))]
-                    self.positions.update(zip(joints, q))
-            return list(self.positions), [float(v) for v in self.positions.values()]
+    def __init__(self, layout: JointLayout, bag_start_ns: int) -> None:
+        self._bag_start_ns = bag_start_ns
+        self._condition = threading.Condition()
+        self._chunk_stamps: list[int] = []
+        self.chunks = {g: 0 for g in layout.policy_groups}
+        self.holds = {g: 0 for g in layout.policy_groups}
+        self.latencies_ms: list[float] = []
+        self.modes: list[str] = []
+        self._context = Context()
+        rclpy.init(context=self._context, signal_handler_options=SignalHandlerOptions.NO)
+        self.node = rclpy.create_node("gr00t_demo_listener", namespace=NAMESPACE, context=self._context)
+        for group, topic in layout.command_topics.items():
+            self.node.create_subscription(JointTrajectory, topic,
+                                          lambda msg, g=group, t=topic: self._on_trajectory(g, t, msg), 10)
+        self.node.create_subscription(Float64, f"{NODE_NAME}/inference_latency", self._on_latency, 10)
+        self.node.create_subscription(String, f"{NODE_NAME}/mode", self._on_mode, LATCHED_QOS)
+        self._executor = SingleThreadedExecutor(context=self._context)
+        self._executor.add_node(self.node)
+        self._spinner = threading.Thread(target=self._executor.spin, daemon=True)
+        self._spinner.start()
+
+    def _on_trajectory(self, group: str, topic: str, msg: JointTrajectory) -> None:
+        stamp = stamp_ns(msg.header)
+        with self._condition:
+            if stamp == 0:  # a hold: "stay where you are", one point
+                self.holds[group] += 1
+                self._condition.notify_all()
+                return
+            self.chunks[group] += 1
+            if stamp not in self._chunk_stamps:
+                self._chunk_stamps.append(stamp)
+                print(f"chunk {len(self._chunk_stamps)}: image at t={(stamp - self._bag_start_ns) * 1e-9:.2f} s "
+                      "of the bag", flush=True)
+        q = np.array([p.positions for p in msg.points])
+        v = np.array([p.velocities for p in msg.points])
+        t = [p.time_from_start.sec + p.time_from_start.nanosec * 1e-9 for p in msg.points]
+        first = " ".join(f"{x:+.2f}" for x in q[0])
+        print(f"  {topic:<38} {len(msg.points):2d} points  t={t[0]:.2f}..{t[-1]:.2f} s  q[0]=[{first}]"
+              f"  |v|max={np.abs(v).max():.2f} rad/s", flush=True)
+
+    def _on_latency(self, msg: Float64) -> None:
+        self.latencies_ms.append(msg.data * 1e3)
+        print(f"  inference latency {msg.data * 1e3:.1f} ms", flush=True)
+
+    def _on_mode(self, msg: String) -> None:
+        with self._condition:
+            self.modes.append(msg.data)
+            self._condition.notify_all()
+
+    def wait_for(self, condition, timeout: float) -> bool:
+        with self._condition:
+            return self._condition.wait_for(condition, timeout)
+
+    def close(self) -> None:
+        self._executor.shutdown()
+        self._spinner.join()  # a thread still inside rclpy at interpreter exit aborts the process
+        self.node.destroy_node()
+        self._context.try_shutdown()
 
 
 def _start_node(config: Path) -> subprocess.Popen:
     command = [sys.executable, "-m", "gr00t_npu_node.launch", "gr00t_gr1.launch.py",
-               f"namespace:={NAMESPACE.strip('/')}", f"config_file:={config}"]
+               f"namespace:={NAMESPACE}", f"config_file:={config}"]
     node = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
     def relay() -> None:
@@ -77,163 +148,86 @@ def _start_node(config: Path) -> subprocess.Popen:
     return node
 
 
-def run(chunks: int) -> int:
-    print(f"gr00t_npu_node demo ({_isolate()}); node namespace {NAMESPACE}", flush=True)
-    import rclpy
-    from rclpy.executors import SingleThreadedExecutor
-    from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
-    from rclpy.signals import SignalHandlerOptions
-    from sensor_msgs.msg import Image, JointState
-    from std_msgs.msg import Bool, Float64, String
-    from trajectory_msgs.msg import JointTrajectory
-
-    from gr00t_npu_node.ros.share import package_share_path
-
-    config_path = package_share_path("config", "gr1.yaml")
-    parameters = yaml.safe_load(config_path.read_text())["/**"]["ros__parameters"]
-    groups = {g: parameters["joint_groups"][g] for g in parameters["policy_groups"]}
-    step_s = 1.0 / parameters["action_rate_hz"]
-    robot = SimulatedRobot(parameters["joint_groups"])
-    latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
-
-    rclpy.init(signal_handler_options=SignalHandlerOptions.NO)
-    node = rclpy.create_node("gr00t_demo_rig", namespace=NAMESPACE)
-    executor = SingleThreadedExecutor()
-    executor.add_node(node)
-
-    def now_ns() -> int:
-        return node.get_clock().now().nanoseconds
+def _stop_node(node: subprocess.Popen) -> int:
+    if node.poll() is None:
+        node.send_signal(signal.SIGINT)  # the node holds, then exits
+    try:
+        return node.wait(STOP_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        node.kill()
+        return node.wait()
 
 
-    image_pub = node.create_publisher(Image, "camera/image_raw", qos_profile_sensor_data)
-    joint_pub = node.create_publisher(JointState, "joint_states", qos_profile_sensor_data)
-    node.create_publisher(String, "instruction", latched).publish(String(data=INSTRUCTION))
-    estop_pub = node.create_publisher(Bool, "estop", latched)
-    estop_pub.publish(Bool(data=False))
-    gradient = np.linspace(0, 255, IMAGE_SIZE, dtype=np.float32)
+def _sim_time_config(folder: Path) -> Path:
+    """The package's gr1.yaml with use_sim_time: the bag's stamps are the bag's time, not the wall clock's."""
+    config = yaml.safe_load(package_share_path("config", "gr1.yaml").read_text())
+    config["/**"]["ros__parameters"]["use_sim_time"] = True
+    path = folder / "gr1_sim_time.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
 
-    def publish_camera() -> None:
-        shift = int(time.monotonic() * 40) % IMAGE_SIZE
-        red = np.roll(gradient, shift).astype(np.uint8)
-        pixels = np.stack(np.broadcast_arrays(red[None, :], gradient.astype(np.uint8)[:, None], np.uint8(90)), -1)
-        msg = Image(height=IMAGE_SIZE, width=IMAGE_SIZE, encoding="rgb8", step=IMAGE_SIZE * 3, data=pixels.tobytes())
-        msg.header.stamp = node.get_clock().now().to_msg()
-        image_pub.publish(msg)
 
-    def publish_joint_state() -> None:
-        names, positions = robot.joint_state(now_ns())
-        msg = JointState(name=names, position=positions)
-        msg.header.stamp = node.get_clock().now().to_msg()
-        joint_pub.publish(msg)
+def _show_estop(listener: ChunkListener) -> None:
+    marks = dict(listener.holds)
+    estop = listener.node.create_publisher(Bool, "estop", LATCHED_QOS)
+    estop.publish(Bool(data=True))
+    if not listener.wait_for(lambda: all(listener.holds[g] > marks[g] for g in marks), ESTOP_TIMEOUT_S):
+        raise RuntimeError(f"no hold on every controller within {ESTOP_TIMEOUT_S} s of the e-stop")
+    print("e-stop engaged: every controller received a single-point hold at the measured position", flush=True)
 
-    node.create_timer(1.0 / CAMERA_HZ, publish_camera)
-    node.create_timer(1.0 / JOINT_STATE_HZ, publish_joint_state)
 
-    lock = threading.Condition()
-    received: dict[str, list] = {g: [] for g in groups}
-    latencies: list[float] = []
-    modes: list[str] = []
-
-    def on_trajectory(group: str, msg) -> None:
-        robot.command(msg, now_ns())
-        with lock:
-            received[group].append((time.monotonic(), msg))
-            lock.notify_all()
-
-    for g, spec in groups.items():
-        node.create_subscription(JointTrajectory, f"{spec['controller']}/joint_trajectory",
-                                 lambda msg, g=g: on_trajectory(g, msg), 10)
-    node.create_subscription(Float64, "gr00t_node/inference_latency", lambda m: latencies.append(m.data), 10)
-
-    def on_mode(msg) -> None:
-        with lock:
-            modes.append(msg.data)
-            lock.notify_all()
-
-    node.create_subscription(String, "gr00t_node/mode", on_mode, latched)
-    spinner = threading.Thread(target=executor.spin, daemon=True)
-    spinner.start()
-
-    gr00t = _start_node(config_path)
+def run(bag: Path | None, rate: float) -> int:
+    print(f"gr00t_npu_node demo ({_isolate()}); node namespace /{NAMESPACE}", flush=True)
+    layout = load_joint_layout()
+    bag = bag or demo_bag(layout)
+    with BagReader(bag) as reader:
+        bag_start_ns, bag_seconds = reader.start_ns, (reader.end_ns - reader.start_ns) * 1e-9
+    print(f"replaying {bag} ({bag_seconds:.1f} s at rate {rate}) into gr00t_node on sim time", flush=True)
+    listener = ChunkListener(layout, bag_start_ns)
     started = time.monotonic()
     status = 0
-    try:
-        with lock:
-            if not lock.wait_for(lambda: "policy" in modes or gr00t.poll() is not None, STARTUP_TIMEOUT_S):
-                raise RuntimeError(f"gr00t_node did not become active within {STARTUP_TIMEOUT_S} s")
-            if gr00t.poll() is not None:
-                raise RuntimeError(f"gr00t_node exited with code {gr00t.returncode}")
-        print(f"gr00t_node active after {time.monotonic() - started:.1f} s; printing {chunks} chunks\n", flush=True)
-        _print_chunks(lock, received, latencies, groups, step_s, chunks)
-        _show_estop(lock, received, estop_pub, Bool)
-    except RuntimeError as err:
-        print(f"demo failed: {err}", file=sys.stderr)
-        status = 1
-    finally:
-        if gr00t.poll() is None:
-            gr00t.send_signal(2)  # SIGINT: the node holds, then exits
+    with tempfile.TemporaryDirectory(prefix="gr00t_demo_") as scratch:
+        node = _start_node(_sim_time_config(Path(scratch)))
         try:
-            code = gr00t.wait(30)
-        except subprocess.TimeoutExpired:
-            gr00t.kill()
-            code = gr00t.wait()
-        executor.shutdown()
-        spinner.join()  # a thread still inside rclpy at interpreter exit aborts the process
-        node.destroy_node()
-        rclpy.try_shutdown()
+            if not listener.wait_for(lambda: "policy" in listener.modes or node.poll() is not None,
+                                     STARTUP_TIMEOUT_S):
+                raise RuntimeError(f"gr00t_node did not become active within {STARTUP_TIMEOUT_S} s")
+            if node.poll() is not None:
+                raise RuntimeError(f"gr00t_node exited with code {node.returncode} before becoming active")
+            print(f"gr00t_node active after {time.monotonic() - started:.1f} s\n", flush=True)
+            replay_into_node(bag, Path(scratch) / "commands", layout, namespace=NAMESPACE, rate=rate,
+                             start_timeout=STARTUP_TIMEOUT_S)
+            _show_estop(listener)
+        except (RuntimeError, TimeoutError) as err:
+            print(f"demo failed: {err}", file=sys.stderr, flush=True)
+            status = 1
+        finally:
+            code = _stop_node(node)
+            listener.close()
     print(f"gr00t_node exited with code {code}; demo took {time.monotonic() - started:.1f} s")
+    if missing := [g for g, n in listener.chunks.items() if n == 0]:
+        print(f"demo failed: no chunk reached the controllers of {missing}", file=sys.stderr)
+        status = 1
+    latency = (f"latency p50 {np.percentile(listener.latencies_ms, 50):.1f} ms, "
+               f"p95 {np.percentile(listener.latencies_ms, 95):.1f} ms over {len(listener.latencies_ms)} inferences"
+               if listener.latencies_ms else "no inference latency received")
+    per_group = ", ".join(f"{layout.command_topics[g]} {n}" for g, n in listener.chunks.items())
+    print(f"summary: chunks per controller: {per_group}; {latency}")
     return status or code
-
-
-def _print_chunks(lock, received, latencies, groups, step_s, chunks) -> None:
-    seen = {g: 0 for g in groups}
-
-    def next_chunk(g: str):
-        """Index of the group's next policy trajectory (holds have a single point)."""
-        return next((i for i in range(seen[g], len(received[g])) if len(received[g][i][1].points) > 1), None)
-
-    for index in range(chunks):
-        with lock:
-            if not lock.wait_for(lambda: all(next_chunk(g) is not None for g in groups), 20.0):
-                raise RuntimeError("no chunk within 20 s")
-            batch = {}
-            for g in groups:
-                i = next_chunk(g)
-                batch[g], seen[g] = received[g][i], i + 1
-        latency = f"{latencies[-1] * 1e3:.1f} ms" if latencies else "n/a"
-        first = batch["left_arm"][1]
-        skipped = 16 - len(first.points)
-        print(f"chunk {index + 1}: inference {latency}, {len(first.points)} points "
-              f"({skipped} step(s) already due when inference finished were skipped)")
-        for g, (_, msg) in batch.items():
-            q = np.array([p.positions for p in msg.points])
-            v = np.array([p.velocities for p in msg.points])
-            t = [p.time_from_start.sec + p.time_from_start.nanosec * 1e-9 for p in msg.points]
-            print(f"  {groups[g]['controller']:<22} {len(msg.joint_names)} joints  t={t[0]:.2f}..{t[-1]:.2f} s"
-                  f"  q[0]={np.array2string(q[0], precision=2, max_line_width=200)}"
-                  f"  |v|max={np.abs(v).max():.2f} rad/s")
-    if latencies:
-        p50, p95 = np.percentile(latencies, [50, 95]) * 1e3
-        print(f"\ninference latency over {len(latencies)} chunks: p50 {p50:.1f} ms, p95 {p95:.1f} ms "
-              f"(step {step_s * 1e3:.0f} ms)")
-
-
-def _show_estop(lock, received, estop_pub, bool_type) -> None:
-    marks = {g: len(msgs) for g, msgs in received.items()}
-    estop_pub.publish(bool_type(data=True))
-    with lock:
-        def every_group_held() -> bool:
-            return all(any(len(m.points) == 1 for _, m in received[g][marks[g]:]) for g in received)
-
-        if not lock.wait_for(every_group_held, 10.0):
-            raise RuntimeError("no hold after the e-stop")
-    print("e-stop engaged: every controller received a single-point hold at the measured position")
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m gr00t_npu_node.demo", description=__doc__.split("\n")[0])
-    parser.add_argument("--chunks", type=int, default=5, help="chunks to print before the e-stop (default 5)")
-    return run(parser.parse_args(argv).chunks)
+    parser.add_argument("--bag", type=Path, help="replay this bag (a converted episode or a robot bag with "
+                                                 "/camera/image_raw, /joint_states, /instruction) instead of the "
+                                                 "bundled synthetic one")
+    parser.add_argument("--rate", type=float, default=1.0, help="replay rate (default 1.0)")
+    args = parser.parse_args(argv)
+    if args.bag is not None and not args.bag.is_dir():
+        parser.error(f"--bag {args.bag}: no such bag directory; convert an episode with `gr00t-npu-bag convert`")
+    if args.rate <= 0:
+        parser.error(f"--rate must be positive, got {args.rate}")
+    return run(args.bag, args.rate)
 
 
 if __name__ == "__main__":

@@ -1,26 +1,67 @@
-"""`make demo` end to end: node, simulated camera and robot, listener; it must finish on its own."""
+"""`make demo` end to end: a bag replayed into the node on sim time, the listener's chunks and latency summary; the
+demo must finish on its own."""
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 
-import yaml
+import pytest
 
-from conftest import PACKAGE_ROOT
+from conftest import SHARED
+from gr00t_npu_node.bag.layout import load_joint_layout
+
+DEMO_TIMEOUT_S = 90
 
 
-def test_demo_prints_chunks_for_every_controller_and_stops(ros_isolation, tmp_path):
-    env = dict(ros_isolation, XDG_CACHE_HOME=str(tmp_path / "cache"))
-    result = subprocess.run(
-        [sys.executable, "-m", "gr00t_npu_node.demo", "--chunks", "2"],
-        env=env, capture_output=True, text=True, timeout=120,
-    )
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    out = result.stdout
-    parameters = yaml.safe_load((PACKAGE_ROOT / "config" / "gr1.yaml").read_text())["/**"]["ros__parameters"]
-    controllers = [parameters["joint_groups"][g]["controller"] for g in parameters["policy_groups"]]
-    chunk_2 = out[out.index("chunk 2: inference"):]
-    assert all(f"  {c}" in chunk_2 for c in controllers), out
-    assert "inference latency over" in out and "e-stop engaged: every controller received" in out
+def run_demo(env: dict[str, str], *args: str) -> str:
+    result = subprocess.run([sys.executable, "-m", "gr00t_npu_node.demo", *args], env=env, capture_output=True,
+                            text=True, timeout=DEMO_TIMEOUT_S)
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-3000:]
+    return result.stdout
+
+
+def assert_chunks_for_every_controller(out: str) -> None:
+    controllers = load_joint_layout().command_topics.values()
+    for topic in controllers:
+        line = rf"^  {re.escape(topic)} +\d+ points  t=\d\.\d\d\.\.\d\.\d\d s  q\[0\]=\[.*\]  \|v\|max=[\d.]+ rad/s$"
+        assert re.search(line, out, re.MULTILINE), out
+    summary = re.search(r"^summary: chunks per controller: (.*); latency p50 [\d.]+ ms, p95 [\d.]+ ms over (\d+) "
+                        r"inferences$", out, re.MULTILINE)
+    assert summary, out
+    counts = dict(re.findall(r"(\S+) (\d+)(?:, |$)", summary.group(1)))
+    assert set(counts) == set(controllers) and all(int(n) >= 1 for n in counts.values()), summary.group(0)
+    assert int(summary.group(2)) >= 1
+    assert "e-stop engaged: every controller received a single-point hold" in out
     assert "gr00t_node exited with code 0" in out
-    assert (tmp_path / "cache" / "gr00t_npu_node" / "tiny").is_dir(), "the embedded tiny model is created once"
+
+
+def test_demo_replays_the_synthetic_bag_into_the_node(ros_isolation, tmp_path):
+    cache = tmp_path / "cache"
+    out = run_demo(dict(ros_isolation, XDG_CACHE_HOME=str(cache)))
+    assert_chunks_for_every_controller(out)
+    # A 4 s bag at the node's cadence (a chunk every 8 steps of 50 ms): about ten chunks, fewer on a busy machine.
+    assert len(re.findall(r"^chunk \d+: image at", out, re.MULTILINE)) >= 3, out
+    assert (cache / "gr00t_npu_node" / "demo_bag" / "metadata.yaml").is_file(), "the demo bag is cached"
+    assert (cache / "gr00t_npu_node" / "tiny").is_dir(), "the embedded tiny model is created once"
+
+
+def test_demo_replays_a_converted_gr1_episode(ros_isolation, tmp_path):
+    dataset = SHARED / "data" / "gr1.PickNPlace"
+    if not dataset.is_dir():
+        pytest.skip(f"needs the GR1 data set at {dataset} (not present on this machine)")
+    convert = subprocess.run([sys.executable, "-m", "gr00t_npu_node.bag.cli", "convert", str(dataset),
+                              str(tmp_path / "episodes"), "--episodes", "0", "--max-seconds", "2"],
+                             capture_output=True, text=True, timeout=60)
+    assert convert.returncode == 0, convert.stderr
+    cache = tmp_path / "cache"
+    bag = tmp_path / "episodes" / "episode_000000"
+    out = run_demo(dict(ros_isolation, XDG_CACHE_HOME=str(cache)), "--bag", str(bag))
+    assert_chunks_for_every_controller(out)
+    assert not (cache / "gr00t_npu_node" / "demo_bag").exists(), "--bag replays only the given bag"
+
+
+def test_demo_rejects_a_missing_bag(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "gr00t_npu_node.demo", "--bag", str(tmp_path / "nowhere")],
+                            capture_output=True, text=True, timeout=30)
+    assert result.returncode == 2 and "no such bag directory" in result.stderr, result.stderr
