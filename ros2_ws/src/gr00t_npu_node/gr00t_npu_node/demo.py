@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -37,6 +36,7 @@ from gr00t_npu_node.bag.layout import JointLayout, load_joint_layout
 from gr00t_npu_node.bag.live import NODE_NAME, replay_into_node
 from gr00t_npu_node.bag.messages import stamp_ns
 from gr00t_npu_node.bag.synth import write_synthetic_bag
+from gr00t_npu_node.cache import build_once, cache_dir
 from gr00t_npu_node.ros.share import package_share_path
 
 NAMESPACE = "gr00t_demo"
@@ -55,21 +55,10 @@ def _isolate() -> str:
 
 def demo_bag(layout: JointLayout) -> Path:
     """The bundled synthetic bag, written once per user into the cache and then reused."""
-    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "gr00t_npu_node"
-    target = cache / "demo_bag"
+    target = cache_dir() / "demo_bag"
     if not target.is_dir():
-        cache.mkdir(parents=True, exist_ok=True)
-        staging = cache / f"demo_bag.partial-{os.getpid()}"
-        shutil.rmtree(staging, ignore_errors=True)
-        result = write_synthetic_bag(staging, layout)
-        print(f"wrote the synthetic demo bag ({result.frames} frames) to {target}", flush=True)
-        try:
-            staging.rename(target)  # atomic: a concurrent demo either wins or finds the finished bag
-        except OSError:
-            shutil.rmtree(staging, ignore_errors=True)
-            if not target.is_dir():
-                raise
-    return target
+        print(f"writing the synthetic demo bag to {target}", flush=True)
+    return build_once(target, lambda staging: write_synthetic_bag(staging, layout))
 
 
 class ChunkListener:

@@ -128,13 +128,14 @@ class Gr00tPolicy:
     ) -> "Gr00tPolicy":
         """A policy with random weights of a preset's size, for benchmarks. The processor files come from
         `processor_folder` (a checkpoint folder with its backbone) or from a freshly written tiny checkpoint."""
+        from gr00t_npu_node.cache import cache_dir
         from gr00t_npu_node.tiny import write_tiny_checkpoint
 
         config = preset(preset_name)
         backend = get_backend(device)
         torch_dtype = _resolve_dtype(dtype, backend)
         if processor_folder is None:
-            processor_folder = write_tiny_checkpoint(Path.home() / ".cache" / "gr00t_npu_node" / "tiny", seed=0)
+            processor_folder = write_tiny_checkpoint(cache_dir() / "tiny", seed=0)
         processor = Gr00tProcessor.from_folders(processor_folder, find_backbone_folder(processor_folder, None), "gr1")
         model_backend = backend if optimize else backend.plain()
         default_dtype = torch.get_default_dtype()

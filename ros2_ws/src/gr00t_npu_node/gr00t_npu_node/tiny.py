@@ -7,14 +7,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
-import tempfile
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
 from gr00t_npu_node.backends import Backend
+from gr00t_npu_node.cache import build_once
 from gr00t_npu_node.model.config import preset
 from gr00t_npu_node.model.gr00t import Gr00tN1d6
 from gr00t_npu_node.model.weights import save_weights
@@ -107,26 +106,9 @@ def gr1_statistics() -> dict:
 
 
 def write_tiny_checkpoint(folder: Path, seed: int = 0) -> Path:
-    """Writes the tiny checkpoint to `folder` (its backbone to `folder/backbone`) and returns `folder`.
-
-    A complete folder written with the same seed is reused. The files are written to a sibling temporary folder
-    and moved into place, so a reader never sees a half-written checkpoint."""
-    folder = Path(folder)
-    if _is_complete(folder, seed):
-        return folder
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
-    try:
-        _write(staging, seed)
-        if folder.exists():
-            shutil.rmtree(folder)
-        staging.rename(folder)
-    except OSError:
-        if not _is_complete(folder, seed):  # another process may have won the rename with the same content
-            raise
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    return folder
+    """Writes the tiny checkpoint to `folder` (its backbone to `folder/backbone`) once and returns `folder`; a
+    complete folder written with the same seed is reused."""
+    return build_once(Path(folder), lambda staging: _write(staging, seed), lambda path: _is_complete(path, seed))
 
 
 def _is_complete(folder: Path, seed: int) -> bool:
@@ -136,7 +118,7 @@ def _is_complete(folder: Path, seed: int) -> bool:
 
 def _write(folder: Path, seed: int) -> None:
     backbone_dir = folder / "backbone"
-    backbone_dir.mkdir()
+    backbone_dir.mkdir(parents=True)
     tokenizer = write_tiny_tokenizer(backbone_dir)
     config = preset("tiny")
     backbone = replace(

@@ -11,7 +11,6 @@ from gr00t_npu_node.processing.image import ImagePreprocessor, eval_transform, i
 from gr00t_npu_node.processing.processor import Gr00tProcessor
 from gr00t_npu_node.processing.text import write_tiny_tokenizer
 
-GOLDEN = Path(__file__).resolve().parents[4].parent / "shared" / "data" / "golden" / "tiny_A"
 GR1_VIDEO_KEY = "ego_view_bg_crop_pad_res256_freq20"
 
 # ---- the synthetic embodiment ------------------------------------------------------------------------------------
@@ -97,13 +96,6 @@ def bot_observation(batch=1, height=480, width=640, instructions=None) -> dict:
 
 
 # ---- against upstream --------------------------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def golden_dir() -> Path:
-    if not GOLDEN.is_dir():
-        pytest.skip(f"needs upstream's golden case at {GOLDEN} (the shared data beside the repository is absent)")
-    return GOLDEN
-
-
 @pytest.fixture(scope="module")
 def golden_observation(golden_dir) -> dict:
     data = np.load(golden_dir / "input.npz")

@@ -3,7 +3,6 @@ import json
 import shutil
 import time
 import unicodedata
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -19,7 +18,6 @@ from gr00t_npu_node.processing.text import (
     write_tiny_tokenizer,
 )
 
-GOLDEN = Path(__file__).resolve().parents[4].parent / "shared" / "data" / "golden" / "tiny_A"
 INSTRUCTION = "pick the pear from the counter and place it in the plate"
 TRICKY_TEXTS = [
     INSTRUCTION,
@@ -31,13 +29,6 @@ TRICKY_TEXTS = [
     "<|im_start|>user\nhi<image 1><img><IMG_CONTEXT><IMG_CONTEXT></img><|im_end|>\n",
     "glued<|im_end|>text<IMG_CONTEXT>x <think>a</think>",
 ]
-
-
-@pytest.fixture(scope="module")
-def golden_dir() -> Path:
-    if not GOLDEN.is_dir():
-        pytest.skip(f"needs upstream's golden case at {GOLDEN} (the shared data beside the repository is absent)")
-    return GOLDEN
 
 
 @pytest.fixture(scope="module")

@@ -1,30 +1,16 @@
 """The one place the node obtains its policy (the ROS layer reaches torch only through `gr00t_npu_node.policy`)."""
 from __future__ import annotations
 
-import os
-import shutil
 from pathlib import Path
 
+from gr00t_npu_node.cache import cache_dir
 from gr00t_npu_node.policy import Gr00tPolicy
 from gr00t_npu_node.ros.params import NodeParams
 
 
 def tiny_checkpoint_dir() -> Path:
     """The embedded tiny random-weight checkpoint, created once per user (about a second) and then reused."""
-    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "gr00t_npu_node"
-    target = cache / "tiny"
-    if not target.is_dir():
-        cache.mkdir(parents=True, exist_ok=True)
-        staging = cache / f"tiny.partial-{os.getpid()}"
-        shutil.rmtree(staging, ignore_errors=True)
-        Gr00tPolicy.create_tiny(staging)
-        try:
-            staging.rename(target)  # atomic: a concurrent creator either wins or finds the finished folder
-        except OSError:
-            shutil.rmtree(staging, ignore_errors=True)
-            if not target.is_dir():
-                raise
-    return target
+    return Gr00tPolicy.create_tiny(cache_dir() / "tiny")
 
 
 def load_policy(params: NodeParams) -> Gr00tPolicy:
