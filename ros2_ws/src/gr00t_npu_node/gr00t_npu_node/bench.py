@@ -55,6 +55,7 @@ class Shapes:
     images: int
     patches: int  # per image
     llm_tokens: int
+    vl_tokens: int  # what the action head attends to: the LLM's tokens, padded to a text bucket when optimized
     horizon: int
 
 
@@ -74,19 +75,20 @@ def stage_gflop(config: Gr00tConfig, shapes: Shapes, hoisted: bool) -> dict[str,
     q_width, kv_width = text.num_attention_heads * text.head_dim, text.num_key_value_heads * text.head_dim
     llm = config.select_layer * (t * (2 * d * q_width + 2 * d * kv_width + 3 * d * text.intermediate_size) + 2 * t * t * q_width)
 
+    vl = shapes.vl_tokens
     steps, inner, e = config.num_inference_timesteps, config.dit_inner_dim, config.input_embedding_dim
     s, horizon, blocks = 1 + shapes.horizon, shapes.horizon, config.dit_num_layers
     cross = (blocks + 1) // 2
     once_or_every_step = 1 if hoisted else steps
     head = config.max_state_dim * config.hidden_size + config.hidden_size * e
     head += once_or_every_step * (
-        cross * 2 * t * config.backbone_embedding_dim * inner  # VL keys and values
+        cross * 2 * vl * config.backbone_embedding_dim * inner  # VL keys and values
         + 256 * inner + inner * inner + (blocks + 1) * inner * 2 * inner  # timestep embedding, AdaLN terms
     )
     per_step = horizon * (config.max_action_dim * e + 2 * e * e + e * e)  # action encoder
     per_step += s * inner * inner * (2 * blocks + 2 * (blocks - cross))  # q, out; self-attention k, v
     per_step += s * 8 * inner * inner * blocks  # feed-forward
-    per_step += 2 * s * inner * (s * (blocks - cross) + t * cross)  # attention scores and values
+    per_step += 2 * s * inner * (s * (blocks - cross) + vl * cross)  # attention scores and values
     per_step += s * (inner * config.dit_output_dim + config.hidden_size**2 + config.hidden_size * config.max_action_dim)
     head += steps * per_step
     return {stage: 2 * flops / 1e9 for stage, flops in (("vision", vis), ("llm", llm), ("action_head", head))}
@@ -109,12 +111,18 @@ def record_linear_calls(policy: Gr00tPolicy, observation: dict, noise: torch.Ten
     calls: dict[str, list[LinearCall]] = {stage: [] for stage in STAGE_MODULES}
     inputs: dict[tuple, torch.Tensor] = {}
     handles = []
+    stage_of: dict[int, str] = {}
+    inside_fused = False
     for name, module in policy.model.named_modules():
         stage = next((s for s, prefixes in STAGE_MODULES.items() if name.startswith(prefixes)), None)
+        if stage is not None:
+            stage_of[id(module)] = stage
         if stage is None or not hasattr(module, "in_features") or not hasattr(module, "out_features"):
             continue
 
         def hook(layer: nn.Module, args: tuple, stage: str = stage) -> None:
+            if inside_fused:
+                return
             x = args[0]
             key = (tuple(x.shape), x.dtype, x.device)
             if key not in inputs:
@@ -122,9 +130,26 @@ def record_linear_calls(policy: Gr00tPolicy, observation: dict, noise: torch.Ten
             calls[stage].append(LinearCall(layer, inputs[key]))
 
         handles.append(module.register_forward_pre_hook(hook))
+    # A backend may run linear + GELU as one fused call that bypasses the layer's hooks: record those too.
+    fused = policy.backend.linear_gelu
+
+    def linear_gelu(layer: nn.Module, x: torch.Tensor) -> torch.Tensor:
+        nonlocal inside_fused
+        key = (tuple(x.shape), x.dtype, x.device)
+        if key not in inputs:
+            inputs[key] = torch.randn(x.shape, dtype=x.dtype, device=x.device)
+        calls[stage_of[id(layer)]].append(LinearCall(layer, inputs[key]))
+        inside_fused = True
+        try:
+            return fused(layer, x)
+        finally:
+            inside_fused = False
+
+    policy.backend.linear_gelu = linear_gelu
     try:
         policy.get_action(observation, noise=noise)
     finally:
+        del policy.backend.linear_gelu
         for handle in handles:
             handle.remove()
     return calls
@@ -217,6 +242,7 @@ def measured_shapes(policy: Gr00tPolicy, observation: dict, noise: torch.Tensor)
     handles = [
         eagle.vision_model.register_forward_pre_hook(lambda _m, args: seen.__setitem__("pixels", tuple(args[0].shape))),
         eagle.language_model.register_forward_pre_hook(lambda _m, args: seen.__setitem__("embeds", tuple(args[0].shape))),
+        policy.model.action_head.vlln.register_forward_pre_hook(lambda _m, args: seen.__setitem__("vl", tuple(args[0].shape))),
     ]
     try:
         policy.get_action(observation, noise=noise)
@@ -225,7 +251,8 @@ def measured_shapes(policy: Gr00tPolicy, observation: dict, noise: torch.Tensor)
             handle.remove()
     n, _, height, width = seen["pixels"]
     patch = eagle.vision_model.vision_model.embeddings.patch_size
-    return Shapes(n, (height // patch) * (width // patch), seen["embeds"][1], policy.model.config.action_horizon)
+    patches = (height // patch) * (width // patch)
+    return Shapes(n, patches, seen["embeds"][1], seen["vl"][1], policy.model.config.action_horizon)
 
 
 def weight_gb(config: Gr00tConfig, dtype: torch.dtype) -> float:
@@ -342,8 +369,8 @@ def table(report: dict) -> str:
     if report["max_action_deviation"] is not None:
         lines.append(f"max |optimized - plain| over the decoded actions (same noise): {report['max_action_deviation']:.3g}")
     lines.append(
-        "ms: median, 90th percentile and best of the rounds; GFLOP/s = stage GFLOP / median time; matrix = GFLOP/s of the stage's linear-layer calls replayed alone (median "
-        "over rounds); eff = GFLOP/s / matrix"
+        "ms: median, 90th percentile and best of the rounds; GFLOP/s = stage GFLOP / median time;\n"
+        "matrix = GFLOP/s of the stage's linear-layer calls replayed alone (median over rounds); eff = GFLOP/s / matrix"
     )
     return "\n".join(lines)
 

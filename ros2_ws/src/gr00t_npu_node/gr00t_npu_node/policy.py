@@ -100,16 +100,21 @@ class Gr00tPolicy:
         tokenizer_path: Optional[str | Path] = None,
         optimize: bool = True,
         seed: int = 0,
+        compile_cache_dir: Optional[str | Path] = None,
     ) -> "Gr00tPolicy":
         """Loads a checkpoint folder in the released layout (config.json, model.safetensors or sharded with
-        model.safetensors.index.json, processor_config.json, statistics.json, embodiment_id.json)."""
+        model.safetensors.index.json, processor_config.json, statistics.json, embodiment_id.json).
+
+        `optimize=False` is the plain eager path (reference operators, nothing hoisted or compiled), the baseline
+        of tests and benchmarks. `compile_cache_dir` keeps compiled graphs between processes where the device
+        supports it (npu)."""
         path = Path(path)
         if not (path / "config.json").is_file():
             raise FileNotFoundError(f"{path} is not a GR00T N1.6 checkpoint folder: it has no config.json")
         backbone_dir = find_backbone_folder(path, tokenizer_path)
         config = Gr00tConfig.from_json(path / "config.json", BackboneConfig.from_json(backbone_dir / "config.json"))
         processor = Gr00tProcessor.from_folders(path, backbone_dir, embodiment)
-        backend = get_backend(device)
+        backend = get_backend(device, compile_cache_dir=compile_cache_dir)
         torch_dtype = _resolve_dtype(dtype, backend)
         with torch.device("meta"):
             model = Gr00tN1d6(config, backend if optimize else backend.plain())
@@ -227,17 +232,18 @@ class Gr00tPolicy:
         expected = (batch, cfg.action_horizon, cfg.max_action_dim)
         if tuple(noise.shape) != expected:
             raise ValueError(f"noise has shape {list(noise.shape)}; expected {list(expected)} (batch, horizon, max_action_dim)")
-        input_ids, attention_mask, image_mask = inputs.input_ids, inputs.attention_mask, inputs.image_mask
-        if self.optimize:
-            input_ids, attention_mask, image_mask = self._pad_text(input_ids, attention_mask, image_mask, text_length)
         device, dtype = self.device, self.dtype
-        input_ids, attention_mask, image_mask = (t.to(device) for t in (input_ids, attention_mask, image_mask))
+        input_ids, attention_mask, image_mask = (
+            t.to(device) for t in (inputs.input_ids, inputs.attention_mask, inputs.image_mask)
+        )
         eagle = self.model.backbone.model
         with self._stage(timing, "vision"):
             image_tokens = eagle.encode_images(inputs.pixel_values.to(device, dtype))
         with self._stage(timing, "llm"):
             features = self.model.backbone.features(input_ids, attention_mask, image_tokens)
         with self._stage(timing, "action_head"):
+            if self.optimize:
+                features, attention_mask, image_mask = self._pad_text(features, attention_mask, image_mask, text_length)
             head = self.model.action_head
             ctx = head.context(
                 features, attention_mask, image_mask, inputs.state.to(device, dtype),
@@ -256,20 +262,21 @@ class Gr00tPolicy:
         return action_pred
 
     def _pad_text(
-        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, image_mask: torch.Tensor, text_length: Optional[int]
+        self, features: torch.Tensor, attention_mask: torch.Tensor, image_mask: torch.Tensor, text_length: Optional[int]
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Right-pads the sequence so that its text part fills a fixed bucket. Padding on the right leaves every
-        real token's causal attention and position unchanged; the DiT masks the padding out."""
+        """Right-pads the backbone features so that their text part fills a fixed bucket: the compiled denoising
+        loop then sees a handful of shapes. The LLM itself runs unpadded (not compiled, and causal attention needs
+        no mask that way); the DiT's key masks remove the padding exactly."""
         images = int(image_mask[0].sum())
-        text = input_ids.shape[1] - images
+        text = features.shape[1] - images
         bucket = text_length or next((b for b in TEXT_BUCKETS if b >= text), None)
         if bucket is None:
             bucket = -(-text // TEXT_BUCKETS[-1]) * TEXT_BUCKETS[-1]
-        extra = images + bucket - input_ids.shape[1]
+        extra = images + bucket - features.shape[1]
         if extra <= 0:
-            return input_ids, attention_mask, image_mask
-        pad = lambda t, value: torch.nn.functional.pad(t, (0, extra), value=value)  # noqa: E731
-        return pad(input_ids, self.processor.pad_token_id), pad(attention_mask, 0), pad(image_mask, False)
+            return features, attention_mask, image_mask
+        pad = torch.nn.functional.pad
+        return pad(features, (0, 0, 0, extra)), pad(attention_mask, (0, extra)), pad(image_mask, (0, extra))
 
     @contextmanager
     def _stage(self, timing: dict[str, float], name: str) -> Iterator[None]:

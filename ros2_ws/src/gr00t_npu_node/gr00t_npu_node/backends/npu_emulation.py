@@ -129,7 +129,8 @@ def npu_fused_infer_attention_score(
     v = _to_bnsd(value, input_layout, kv_heads, op, "value")
     batch, _, q_len, head_dim = q.shape
     kv_len = k.shape[2]
-    _require(k.shape[0] == batch and k.shape[3] == head_dim, op, f"key {tuple(key.shape)} does not fit query {tuple(query.shape)}")
+    _require(k.shape[0] == batch and k.shape[3] == head_dim, op,
+             f"key {tuple(key.shape)} does not fit query {tuple(query.shape)}")
 
     allowed = torch.ones(1, 1, q_len, kv_len, dtype=torch.bool, device=q.device)
     if q_len > 1:

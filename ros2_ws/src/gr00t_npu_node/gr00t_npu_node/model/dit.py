@@ -76,19 +76,20 @@ class Attention(nn.Module):
 
 
 class GeluProjection(nn.Module):
-    def __init__(self, dim: int, inner: int):
+    def __init__(self, dim: int, inner: int, backend: Backend):
         super().__init__()
         self.proj = nn.Linear(dim, inner)
+        self.backend = backend
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.gelu(self.proj(x), approximate="tanh")
+        return self.backend.linear_gelu(self.proj, x)
 
 
 class FeedForward(nn.Module):
-    def __init__(self, dim: int):
+    def __init__(self, dim: int, backend: Backend):
         super().__init__()
         # Index 1 is diffusers' dropout; keeping the slot keeps the checkpoint's `net.2` name.
-        self.net = nn.ModuleList([GeluProjection(dim, 4 * dim), nn.Identity(), nn.Linear(4 * dim, dim)])
+        self.net = nn.ModuleList([GeluProjection(dim, 4 * dim, backend), nn.Identity(), nn.Linear(4 * dim, dim)])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         for layer in self.net:
@@ -102,7 +103,7 @@ class TransformerBlock(nn.Module):
         self.is_cross = context_dim is not None
         self.norm1 = AdaLayerNorm(dim)
         self.attn1 = Attention(dim, heads, head_dim, context_dim, backend)
-        self.ff = FeedForward(dim)
+        self.ff = FeedForward(dim, backend)
 
     def modulation(self, temb: torch.Tensor) -> torch.Tensor:
         return self.norm1.linear(F.silu(temb))

@@ -60,13 +60,14 @@ class VisionAttention(nn.Module):
 
 
 class VisionMLP(nn.Module):
-    def __init__(self, config: VisionConfig):
+    def __init__(self, config: VisionConfig, backend: Backend):
         super().__init__()
         self.fc1 = nn.Linear(config.hidden_size, config.intermediate_size)
         self.fc2 = nn.Linear(config.intermediate_size, config.hidden_size)
+        self.backend = backend
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc2(F.gelu(self.fc1(x), approximate="tanh"))
+        return self.fc2(self.backend.linear_gelu(self.fc1, x))
 
 
 class VisionEncoderLayer(nn.Module):
@@ -75,7 +76,7 @@ class VisionEncoderLayer(nn.Module):
         self.layer_norm1 = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
         self.self_attn = VisionAttention(config, backend)
         self.layer_norm2 = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
-        self.mlp = VisionMLP(config)
+        self.mlp = VisionMLP(config, backend)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x + self.self_attn(self.layer_norm1(x))
@@ -96,12 +97,12 @@ class VisionEncoder(nn.Module):
 class PoolingHead(nn.Module):
     """SigLIP2's attention-pooling head. It is in the released checkpoint but GR00T never runs it."""
 
-    def __init__(self, config: VisionConfig):
+    def __init__(self, config: VisionConfig, backend: Backend):
         super().__init__()
         self.probe = nn.Parameter(torch.empty(1, 1, config.hidden_size))
         self.attention = nn.MultiheadAttention(config.hidden_size, config.num_attention_heads, batch_first=True)
         self.layernorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
-        self.mlp = VisionMLP(config)
+        self.mlp = VisionMLP(config, backend)
 
 
 class VisionTransformer(nn.Module):
@@ -110,7 +111,7 @@ class VisionTransformer(nn.Module):
         self.embeddings = VisionEmbeddings(config)
         self.encoder = VisionEncoder(config, backend)
         self.post_layernorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
-        self.head = PoolingHead(config)
+        self.head = PoolingHead(config, backend)
 
     def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
         """pixel_values [N, C, H, W], all images the same size -> last hidden state [N, patches, hidden].

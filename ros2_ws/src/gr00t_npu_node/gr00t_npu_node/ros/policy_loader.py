@@ -23,4 +23,5 @@ def load_policy(params: NodeParams) -> Gr00tPolicy:
         device=params.device,
         dtype=params.dtype or None,
         tokenizer_path=params.tokenizer_path or None,
+        compile_cache_dir=params.compile_cache_dir or None,
     )
