@@ -13,6 +13,9 @@ from test_ros_node import GROUPS, LATCHED, Rig
 
 NS = "/gr00t_heartbeat"
 TIMEOUT_S = 0.5
+# Longer than discovery between processes can take (up to ~3 s here): the latched e-stop must not engage before
+# the node has heard the test's first heartbeat.
+ESTOP_TIMEOUT_S = 4.0
 OVERRIDES = {
     "action_rate_hz": 1.0,
     "execute_steps": 1,
@@ -21,7 +24,7 @@ OVERRIDES = {
     "compressed_image_topic": "camera/image_raw/compressed",
     "policy_enable_topic": "policy_enable",
     "policy_enable_timeout": TIMEOUT_S,
-    "estop_timeout": TIMEOUT_S,
+    "estop_timeout": ESTOP_TIMEOUT_S,
 }
 
 
