@@ -14,8 +14,6 @@ setup(
         (f"share/{PACKAGE}/launch", glob("launch/*.launch.py")),
         (f"share/{PACKAGE}/config", glob("config/*.yaml")),
     ],
-    include_package_data=True,
-    package_data={PACKAGE: ["data/*"]},
     python_requires=">=3.10",
     install_requires=[
         "torch>=2.7",
@@ -26,6 +24,7 @@ setup(
         "opencv-python-headless",
         "pillow",
         "rosbags",
+        "pyyaml",
     ],
     extras_require={
         # Needs the CANN runtime installed and sourced (set_env.sh) first: without it, torch-npu breaks `import torch`.
