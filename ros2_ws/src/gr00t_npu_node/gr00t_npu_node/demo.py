@@ -23,7 +23,6 @@ from pathlib import Path
 
 import numpy as np
 import rclpy
-import yaml
 from rclpy.context import Context
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
@@ -34,10 +33,10 @@ from trajectory_msgs.msg import JointTrajectory
 from gr00t_npu_node.bag.bagio import BagReader
 from gr00t_npu_node.bag.layout import JointLayout, load_joint_layout
 from gr00t_npu_node.bag.live import NODE_NAME, replay_into_node
-from gr00t_npu_node.bag.messages import stamp_ns
 from gr00t_npu_node.bag.synth import write_synthetic_bag
 from gr00t_npu_node.cache import build_once, cache_dir
-from gr00t_npu_node.ros.share import package_share_path
+from gr00t_npu_node.ros.messages import to_ns
+from gr00t_npu_node.ros.share import write_gr1_config
 
 NAMESPACE = "gr00t_demo"
 STARTUP_TIMEOUT_S = 90.0
@@ -86,7 +85,7 @@ class ChunkListener:
         self._spinner.start()
 
     def _on_trajectory(self, group: str, topic: str, msg: JointTrajectory) -> None:
-        stamp = stamp_ns(msg.header)
+        stamp = to_ns(msg.header.stamp)
         with self._condition:
             if stamp == 0:  # a hold: "stay where you are", one point
                 self.holds[group] += 1
@@ -147,15 +146,6 @@ def _stop_node(node: subprocess.Popen) -> int:
         return node.wait()
 
 
-def _sim_time_config(folder: Path) -> Path:
-    """The package's gr1.yaml with use_sim_time: the bag's stamps are the bag's time, not the wall clock's."""
-    config = yaml.safe_load(package_share_path("config", "gr1.yaml").read_text())
-    config["/**"]["ros__parameters"]["use_sim_time"] = True
-    path = folder / "gr1_sim_time.yaml"
-    path.write_text(yaml.safe_dump(config))
-    return path
-
-
 def _show_estop(listener: ChunkListener) -> None:
     marks = dict(listener.holds)
     estop = listener.node.create_publisher(Bool, "estop", LATCHED_QOS)
@@ -176,7 +166,8 @@ def run(bag: Path | None, rate: float) -> int:
     started = time.monotonic()
     status = 0
     with tempfile.TemporaryDirectory(prefix="gr00t_demo_") as scratch:
-        node = _start_node(_sim_time_config(Path(scratch)))
+        # use_sim_time: the bag's stamps are the bag's time, not the wall clock's.
+        node = _start_node(write_gr1_config(Path(scratch) / "gr1_sim_time.yaml", use_sim_time=True))
         try:
             if not listener.wait_for(lambda: "policy" in listener.modes or node.poll() is not None,
                                      STARTUP_TIMEOUT_S):

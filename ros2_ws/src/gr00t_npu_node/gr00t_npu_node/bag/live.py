@@ -18,9 +18,9 @@ from trajectory_msgs.msg import JointTrajectory
 
 from gr00t_npu_node.bag.bagio import BagError, BagReader
 from gr00t_npu_node.bag.layout import JointLayout, Topics, resolve_topic
-from gr00t_npu_node.bag.messages import stamp_ns
 from gr00t_npu_node.bag.play import PlayResult, play_bag
 from gr00t_npu_node.bag.record import BagRecorder, record_bag
+from gr00t_npu_node.ros.messages import to_ns
 
 NODE_NAME = "gr00t_node"
 CLOCK_HZ = 200.0
@@ -52,7 +52,7 @@ class _ChunkWatcher:
     def __call__(self, topic: str, receive_ns: int, data: bytes) -> None:
         if topic not in self._group_of_topic:
             return
-        start = stamp_ns(deserialize_message(data, JointTrajectory).header)
+        start = to_ns(deserialize_message(data, JointTrajectory).header.stamp)
         if start:
             with self._condition:
                 self.starts[self._group_of_topic[topic]].append(start)
@@ -77,7 +77,7 @@ def replayed_camera_stamps(bag_path: Path | str, topics: Topics) -> tuple[list[i
             raise BagError(f"{bag.path} has no camera topic {topics.camera}; pass the bag's camera topic")
         stamps, last_receive = [], 0
         for _, receive_ns, data in bag.messages([topics.camera]):
-            stamps.append(stamp_ns(deserialize_message(data, Image).header))
+            stamps.append(to_ns(deserialize_message(data, Image).header.stamp))
             last_receive = receive_ns
         return stamps, last_receive
 

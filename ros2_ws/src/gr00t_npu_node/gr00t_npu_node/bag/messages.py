@@ -16,6 +16,7 @@ from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import String
 
 from gr00t_npu_node.ros.image_codec import image_to_rgb
+from gr00t_npu_node.ros.messages import to_ns
 
 _STORE = get_typestore(Stores.ROS2_JAZZY)
 _Time = _STORE.types["builtin_interfaces/msg/Time"]
@@ -30,10 +31,6 @@ def pad_cdr(raw: bytes | memoryview) -> bytes:
     """The payload as a DDS transport delivers it: zero-padded to a multiple of 4 bytes."""
     raw = bytes(raw)
     return raw + bytes(-len(raw) % 4)
-
-
-def stamp_ns(header) -> int:
-    return header.stamp.sec * 10**9 + header.stamp.nanosec
 
 
 def _header(stamp: int, frame_id: str = ""):
@@ -62,7 +59,7 @@ def string_cdr(text: str) -> bytes:
 def decode_image(raw: bytes) -> tuple[int, np.ndarray]:
     """(header stamp in ns, RGB uint8 [H, W, 3]) of a serialized sensor_msgs/Image, decoded like the node does."""
     msg = deserialize_message(raw, Image)
-    return stamp_ns(msg.header), image_to_rgb(msg)
+    return to_ns(msg.header.stamp), image_to_rgb(msg)
 
 
 def decode_joint_state(raw: bytes) -> tuple[int, tuple[str, ...], np.ndarray]:
@@ -70,7 +67,7 @@ def decode_joint_state(raw: bytes) -> tuple[int, tuple[str, ...], np.ndarray]:
     msg = deserialize_message(raw, JointState)
     if len(msg.position) != len(msg.name):
         raise ValueError(f"JointState has {len(msg.name)} names but {len(msg.position)} positions")
-    return stamp_ns(msg.header), tuple(msg.name), np.array(msg.position, dtype=np.float64)
+    return to_ns(msg.header.stamp), tuple(msg.name), np.array(msg.position, dtype=np.float64)
 
 
 def decode_string(raw: bytes) -> str:

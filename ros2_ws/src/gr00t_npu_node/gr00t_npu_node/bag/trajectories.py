@@ -11,9 +11,7 @@ from std_msgs.msg import Float64
 from trajectory_msgs.msg import JointTrajectory
 
 from gr00t_npu_node.bag.bagio import BagError, BagReader
-from gr00t_npu_node.bag.messages import stamp_ns
-
-NS = 10**9
+from gr00t_npu_node.ros.messages import to_ns
 
 
 @dataclass(frozen=True)
@@ -39,10 +37,9 @@ def _group_trajectory(receive_ns: int, data: bytes) -> GroupTrajectory:
     msg = deserialize_message(data, JointTrajectory)
     return GroupTrajectory(
         receive_ns=receive_ns,
-        start_ns=stamp_ns(msg.header),
+        start_ns=to_ns(msg.header.stamp),
         joint_names=tuple(msg.joint_names),
-        times_from_start_ns=np.array([p.time_from_start.sec * NS + p.time_from_start.nanosec for p in msg.points],
-                                     dtype=np.int64),
+        times_from_start_ns=np.array([to_ns(p.time_from_start) for p in msg.points], dtype=np.int64),
         positions=np.array([list(p.positions) for p in msg.points], dtype=np.float64).reshape(len(msg.points), -1),
     )
 

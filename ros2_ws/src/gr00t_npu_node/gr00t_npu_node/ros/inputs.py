@@ -10,13 +10,14 @@ from typing import Any, Callable, Optional
 import numpy as np
 
 from gr00t_npu_node.ros.joint_map import JointStateMapper
+from gr00t_npu_node.ros.messages import to_ns
 
 JOINT_STATE_HISTORY = 256  # about 0.5 s at 500 Hz: enough to find the state closest to a camera frame
 
 
 def stamp_to_ns(stamp, fallback_ns: int) -> int:
     """A header stamp in ns; a zero stamp (drivers that do not stamp) becomes the receive time."""
-    ns = stamp.sec * 1_000_000_000 + stamp.nanosec
+    ns = to_ns(stamp)
     return ns if ns else fallback_ns
 
 
@@ -133,5 +134,5 @@ class InputBuffer:
                 self._last_valid = MeasuredPositions(self._mapper.positions(msg), stamp)
                 break
             except ValueError:
-                continue
+                continue  # the worker's input check diagnoses and counts bad joint states; a hold uses an older good one
         return self._last_valid

@@ -30,7 +30,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import yaml
 
 NAMESPACE = "gr00t_bench"
 IMAGE_SIZE = 256
@@ -40,13 +39,9 @@ CYCLE_TIMEOUT_S = 5.0
 
 
 def _config(folder: Path) -> Path:
-    from gr00t_npu_node.ros.share import package_share_path
+    from gr00t_npu_node.ros.share import write_gr1_config
 
-    config = yaml.safe_load(package_share_path("config", "gr1.yaml").read_text())
-    config["/**"]["ros__parameters"].update(action_rate_hz=RATE_HZ, execute_steps=1, max_observation_age=1.0)
-    path = folder / "bench.yaml"
-    path.write_text(yaml.safe_dump(config))
-    return path
+    return write_gr1_config(folder / "bench.yaml", action_rate_hz=RATE_HZ, execute_steps=1, max_observation_age=1.0)
 
 
 class Bench:
@@ -59,11 +54,11 @@ class Bench:
         from std_msgs.msg import Float64, String
         from trajectory_msgs.msg import JointTrajectory
 
-        from gr00t_npu_node.ros.share import package_share_path
+        from gr00t_npu_node.bag.layout import load_joint_layout
 
-        parameters = yaml.safe_load(package_share_path("config", "gr1.yaml").read_text())["/**"]["ros__parameters"]
-        self.joints = [j for group in parameters["joint_groups"].values() for j in group["joints"]]
-        controllers = [parameters["joint_groups"][g]["controller"] for g in parameters["policy_groups"]]
+        layout = load_joint_layout()
+        self.joints = [j for joints in layout.groups.values() for j in joints]
+        command_topics = [layout.command_topics[g] for g in layout.policy_groups]
         latched = QoSProfile(
             depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL
         )
@@ -82,12 +77,12 @@ class Bench:
         self._latencies: list[tuple[float, float]] = []
         self._overheads: list[tuple[float, float]] = []
         self._mode: list[str] = []
-        for controller in controllers:
-            self.node.create_subscription(JointTrajectory, f"{controller}/joint_trajectory", self._on_trajectory, 10)
+        for topic in command_topics:
+            self.node.create_subscription(JointTrajectory, topic, self._on_trajectory, 10)
         self.node.create_subscription(Float64, "gr00t_node/inference_latency", self._on_latency, 10)
         self.node.create_subscription(Float64, "gr00t_node/node_overhead", self._on_overhead, 10)
         self.node.create_subscription(String, "gr00t_node/mode", self._on_mode, latched)
-        self.controllers = len(controllers)
+        self.controllers = len(command_topics)
         self.executor = SingleThreadedExecutor()
         self.executor.add_node(self.node)
         self._spinner = threading.Thread(target=self.executor.spin, daemon=True)

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
 
+import yaml
 from ament_index_python.packages import get_package_share_directory
 
 PACKAGE = "gr00t_npu_node"
@@ -27,3 +29,11 @@ def package_share_path(*parts: str) -> Path:
         f"{'/'.join(parts)} is neither in the ament share directory of {PACKAGE} (install the package or set "
         f"AMENT_PREFIX_PATH), nor in {Path(sys.prefix) / 'share' / PACKAGE}, nor in the source tree {SOURCE_ROOT}"
     )
+
+
+def write_gr1_config(path: Path, **overrides: Any) -> Path:
+    """The package's config/gr1.yaml with `overrides` set on its parameters, written to `path`."""
+    config = yaml.safe_load(package_share_path("config", "gr1.yaml").read_text())
+    config["/**"]["ros__parameters"].update(overrides)
+    path.write_text(yaml.safe_dump(config))
+    return path
