@@ -247,7 +247,7 @@ class Gr00tPolicy:
             head = self.model.action_head
             ctx = head.context(
                 features, attention_mask, image_mask, inputs.state.to(device, dtype),
-                inputs.embodiment_id.to(device), cache_cross_kv=self.optimize,
+                self._embodiment_id(inputs.embodiment_id), cache_cross_kv=self.optimize,
             )
             shape_key = tuple(features.shape)
             first = self.optimize and shape_key not in self._compiled_shapes
@@ -277,6 +277,13 @@ class Gr00tPolicy:
             return features, attention_mask, image_mask
         pad = torch.nn.functional.pad
         return pad(features, (0, 0, 0, extra)), pad(attention_mask, (0, extra)), pad(image_mask, (0, extra))
+
+    def _embodiment_id(self, ids: torch.Tensor) -> torch.Tensor | int:
+        """One int when the whole batch is one embodiment (always, for one processor): the embodiment-specific
+        layers then use views of their weights instead of copying them at every call."""
+        if bool((ids == ids[0]).all()):
+            return int(ids[0])
+        return ids.to(self.device)
 
     @contextmanager
     def _stage(self, timing: dict[str, float], name: str) -> Iterator[None]:

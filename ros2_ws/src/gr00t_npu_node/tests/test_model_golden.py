@@ -62,3 +62,18 @@ def test_every_stage_matches_upstream(golden_model, golden_dir):
     close("action_pred", head.denoise(noise, plain))
     hoisted = head.context(features, mask, image_mask, state, embodiment, cache_cross_kv=True)
     close("action_pred", head.denoise(noise, hoisted, head.step_modulations(torch.device("cpu"))))
+
+
+@torch.no_grad()
+def test_one_embodiment_id_for_the_batch_matches_per_sample_ids(golden_model, golden_dir):
+    model, ref, dtype = golden_model
+    features = torch.from_numpy(ref["backbone_features"]).to(dtype)
+    mask = torch.from_numpy(ref["attention_mask"])
+    image_mask = torch.from_numpy(ref["image_mask"])
+    state = torch.from_numpy(ref["state"]).to(dtype)
+    noise = torch.from_numpy(np.load(golden_dir / "input.npz")["noise"])
+    head = model.action_head
+    per_sample = head.denoise(noise, head.context(features, mask, image_mask, state, torch.tensor([20]), False))
+    one_id = head.denoise(noise, head.context(features, mask, image_mask, state, 20, False))
+    tol = 1e-5 if dtype == torch.float32 else 0.05
+    assert (per_sample.float() - one_id.float()).abs().max() <= tol

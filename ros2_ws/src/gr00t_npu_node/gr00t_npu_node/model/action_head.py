@@ -23,7 +23,10 @@ class CategorySpecificLinear(nn.Module):
         self.W = nn.Parameter(torch.empty(categories, in_dim, out_dim))
         self.b = nn.Parameter(torch.empty(categories, out_dim))
 
-    def forward(self, x: torch.Tensor, category: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, category: torch.Tensor | int) -> torch.Tensor:
+        """`category`: [B] ids, or one int for the whole batch (indexes a view of W instead of copying it)."""
+        if isinstance(category, int):
+            return x @ self.W[category] + self.b[category]
         return torch.bmm(x, self.W[category]) + self.b[category][:, None]
 
 
@@ -33,7 +36,7 @@ class CategorySpecificMLP(nn.Module):
         self.layer1 = CategorySpecificLinear(categories, in_dim, hidden_dim)
         self.layer2 = CategorySpecificLinear(categories, hidden_dim, out_dim)
 
-    def forward(self, x: torch.Tensor, category: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, category: torch.Tensor | int) -> torch.Tensor:
         return self.layer2(F.relu(self.layer1(x, category)), category)
 
 
@@ -53,7 +56,7 @@ class MultiEmbodimentActionEncoder(nn.Module):
         self.W2 = CategorySpecificLinear(categories, 2 * hidden, hidden)
         self.W3 = CategorySpecificLinear(categories, hidden, hidden)
 
-    def forward(self, actions: torch.Tensor, timesteps: torch.Tensor, category: torch.Tensor) -> torch.Tensor:
+    def forward(self, actions: torch.Tensor, timesteps: torch.Tensor, category: torch.Tensor | int) -> torch.Tensor:
         a = self.W1(actions, category)
         tau = action_time_sinusoid(timesteps[:, None].expand(-1, actions.shape[1]), self.hidden).to(a.dtype)
         return self.W3(F.silu(self.W2(torch.cat((a, tau), dim=-1), category)), category)
@@ -64,7 +67,7 @@ class DenoiseContext:
     """Everything the denoising loop needs besides the noise, fixed for one inference."""
 
     state_features: torch.Tensor          # [B, 1, input_embedding_dim]
-    embodiment_id: torch.Tensor           # [B] int64
+    embodiment_id: torch.Tensor | int     # [B] int64, or one id for the whole batch
     text_mask: torch.Tensor               # [B, L] bool: non-image, non-padding VL tokens
     image_mask: torch.Tensor              # [B, L] bool: image tokens
     vl_embeds: torch.Tensor               # [B, L, backbone_embedding_dim] after vlln
@@ -96,7 +99,7 @@ class Gr00tActionHead(nn.Module):
         attention_mask: torch.Tensor,
         image_mask: torch.Tensor,
         state: torch.Tensor,
-        embodiment_id: torch.Tensor,
+        embodiment_id: torch.Tensor | int,
         cache_cross_kv: bool,
     ) -> DenoiseContext:
         vl = self.vlln(backbone_features)

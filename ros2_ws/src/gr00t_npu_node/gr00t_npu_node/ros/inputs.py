@@ -134,5 +134,5 @@ class InputBuffer:
                 self._last_valid = MeasuredPositions(self._mapper.positions(msg), stamp)
                 break
             except ValueError:
-                continue  # the worker's input check diagnoses and counts bad joint states; a hold uses an older good one
+                continue  # the worker's input check diagnoses a bad joint state; a hold uses an older good one
         return self._last_valid
