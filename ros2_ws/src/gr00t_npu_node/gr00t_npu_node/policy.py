@@ -153,6 +153,7 @@ class Gr00tPolicy:
         model.to_empty(device=backend.device())
         tie_lm_head(model)
         model.init_random(seed)
+        model.requires_grad_(False)
         return cls(model, processor, model_backend, torch_dtype, optimize, f"random-{preset_name}", seed)
 
     @staticmethod
@@ -188,6 +189,7 @@ class Gr00tPolicy:
             "language": {"task": [["pick the pear from the counter and place it in the plate"]] * batch},
         }
 
+    @torch.inference_mode()
     def warmup(self) -> None:
         """Runs every text bucket once with a synthetic observation, so graph compilation happens before traffic."""
         observation = self.example_observation()
