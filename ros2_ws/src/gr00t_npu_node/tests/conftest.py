@@ -150,6 +150,20 @@ class RosProbe:
         self.context.try_shutdown()
 
 
+@pytest.fixture(scope="module")
+def player(ros_isolation, request):
+    """A plain rclpy node for `play_bag` to publish from: one participant per module (discovery once), no spinning."""
+    import rclpy
+    from rclpy.signals import SignalHandlerOptions
+
+    context = rclpy.Context()
+    rclpy.init(context=context, signal_handler_options=SignalHandlerOptions.NO)
+    node = rclpy.create_node(f"test_player_{request.module.__name__.rpartition('.')[2]}", context=context)
+    yield node
+    node.destroy_node()
+    context.try_shutdown()
+
+
 @pytest.fixture(scope="session")
 def ros_probe(ros_isolation) -> RosProbe:
     probe = RosProbe()

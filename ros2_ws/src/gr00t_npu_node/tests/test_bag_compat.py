@@ -12,11 +12,9 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-import rclpy
 import yaml
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.serialization import serialize_message
-from rclpy.signals import SignalHandlerOptions
 from rosbags.interfaces import Qos, QosDurability, QosHistory, QosLiveliness, QosReliability
 from rosbags.rosbag2 import Writer
 from rosbags.rosbag2.enums import StoragePlugin
@@ -151,16 +149,6 @@ def test_robot_bags_of_every_metadata_version_read_raw(tmp_path, storage, versio
     with pytest.raises(Exception, match="CDR message size mismatch"):  # the rclpy form strict decoders reject
         store.deserialize_cdr(raw_state, "sensor_msgs/msg/JointState")
     assert decode_joint_state(raw_state)[1] == ("waist_yaw_joint", "waist_pitch_joint")
-
-
-@pytest.fixture(scope="module")
-def player(ros_isolation):
-    context = rclpy.Context()
-    rclpy.init(context=context, signal_handler_options=SignalHandlerOptions.NO)
-    node = rclpy.create_node("test_bag_compat_player", context=context)
-    yield node
-    node.destroy_node()
-    context.try_shutdown()
 
 
 @pytest.mark.parametrize("storage,version", [("sqlite3", 5), ("mcap", 6), ("mcap", 9)])

@@ -9,10 +9,8 @@ import threading
 from pathlib import Path
 
 import pytest
-import rclpy
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.serialization import deserialize_message
-from rclpy.signals import SignalHandlerOptions
 from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import JointState
 from std_msgs.msg import String
@@ -36,17 +34,6 @@ BAG_CLI = Path(sys.executable).with_name("gr00t-npu-bag")
 def synthetic_bag(tmp_path_factory) -> Path:
     return write_synthetic_bag(tmp_path_factory.mktemp("synth") / "synthetic", load_joint_layout(), seconds=2.0,
                                storage="sqlite3").path
-
-
-@pytest.fixture(scope="module")
-def player(ros_isolation):
-    """One player participant for the module (discovery once); play_bag needs no spinning."""
-    context = rclpy.Context()
-    rclpy.init(context=context, signal_handler_options=SignalHandlerOptions.NO)
-    node = rclpy.create_node("test_bag_player", context=context)
-    yield node
-    node.destroy_node()
-    context.try_shutdown()
 
 
 def collect_raw(probe, msg_type: type, topic: str, qos) -> Collector:
