@@ -6,6 +6,7 @@ backend needs a transpose before its kernel unless the kernel itself wants one.
 """
 from __future__ import annotations
 
+from types import ModuleType
 from typing import Callable, Optional
 
 import torch
@@ -26,18 +27,23 @@ class Backend:
     name = "cpu"
     device_type = "cpu"
     default_dtype = torch.float32
+    index: Optional[int] = None
 
     def device(self) -> torch.device:
-        return torch.device(self.device_type)
+        return torch.device(self.device_type, self.index) if self.index is not None else torch.device(self.device_type)
 
     def plain(self) -> "Backend":
         """The reference operators on this backend's device, eager: the baseline the optimized path is checked
         and benchmarked against."""
         plain = Backend()
         plain.name, plain.device_type, plain.default_dtype = f"{self.name}-plain", self.device_type, self.default_dtype
-        plain.synchronize, plain.max_memory_allocated = self.synchronize, self.max_memory_allocated
-        plain.memory_allocated, plain.reset_peak_memory = self.memory_allocated, self.reset_peak_memory
+        plain.index = self.index
         return plain
+
+    def _accelerator(self) -> Optional[ModuleType]:
+        """`torch.cuda`, `torch.npu`, ...: the module that synchronizes and counts this device's memory; None on CPU,
+        where work is synchronous and peak memory is the process's peak RSS."""
+        return None if self.device_type == "cpu" else torch.get_device_module(self.device_type)
 
     # ---- operators -------------------------------------------------------------------------------------
     def attention(
@@ -103,14 +109,20 @@ class Backend:
 
     def synchronize(self) -> None:
         """Wait for queued device work, so that host clocks measure it."""
+        if (accelerator := self._accelerator()) is not None:
+            accelerator.synchronize(self.device())
 
     def max_memory_allocated(self) -> Optional[int]:
         """Peak device memory in bytes, where the device tracks it."""
-        return None
+        accelerator = self._accelerator()
+        return None if accelerator is None else accelerator.max_memory_allocated(self.device())
 
     def memory_allocated(self) -> Optional[int]:
         """Device memory in use now, in bytes, where the device tracks it."""
-        return None
+        accelerator = self._accelerator()
+        return None if accelerator is None else accelerator.memory_allocated(self.device())
 
     def reset_peak_memory(self) -> None:
         """Start a new peak for `max_memory_allocated`."""
+        if (accelerator := self._accelerator()) is not None:
+            accelerator.reset_peak_memory_stats(self.device())

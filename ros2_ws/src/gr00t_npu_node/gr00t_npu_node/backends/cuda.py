@@ -30,22 +30,7 @@ class CudaBackend(Backend):
             raise CudaUnavailable(f"device=cuda:{index}: only {torch.cuda.device_count()} CUDA device(s) are visible")
         self.index = index
 
-    def device(self) -> torch.device:
-        return torch.device("cuda", self.index) if self.index is not None else torch.device("cuda")
-
     def compile(self, fn: Callable, *, name: str) -> Callable:
         """Inductor kernels replayed from a CUDA graph ("reduce-overhead"); outputs are cloned because the next
         replay overwrites the graph's output buffers."""
         return clone_outputs(torch.compile(fn, mode="reduce-overhead", fullgraph=True, dynamic=False))
-
-    def synchronize(self) -> None:
-        torch.cuda.synchronize(self.device())
-
-    def max_memory_allocated(self) -> Optional[int]:
-        return torch.cuda.max_memory_allocated(self.device())
-
-    def memory_allocated(self) -> Optional[int]:
-        return torch.cuda.memory_allocated(self.device())
-
-    def reset_peak_memory(self) -> None:
-        torch.cuda.reset_peak_memory_stats(self.device())

@@ -76,9 +76,6 @@ class NpuBackend(Backend):
         self.compile_cache_dir = Path(compile_cache_dir) if compile_cache_dir is not None else None
         self._causal_masks: dict[torch.device, torch.Tensor] = {}
 
-    def device(self) -> torch.device:
-        return torch.device(self.device_type, self.index) if self.index is not None else torch.device(self.device_type)
-
     # ---- operators -------------------------------------------------------------------------------------
     def attention(
         self,
@@ -171,18 +168,6 @@ class NpuBackend(Backend):
             )
         return clone_outputs(compiled)
 
-    def synchronize(self) -> None:
-        torch.npu.synchronize(self.device())
-
-    def max_memory_allocated(self) -> Optional[int]:
-        return torch.npu.max_memory_allocated(self.device())
-
-    def memory_allocated(self) -> Optional[int]:
-        return torch.npu.memory_allocated(self.device())
-
-    def reset_peak_memory(self) -> None:
-        torch.npu.reset_peak_memory_stats(self.device())
-
 
 class EmulatedNpuBackend(NpuBackend):
     """The NPU code path on CPU: `npu_emulation`'s operators, and inductor in place of torchair."""
@@ -196,15 +181,3 @@ class EmulatedNpuBackend(NpuBackend):
 
     def compile(self, fn: Callable, *, name: str) -> Callable:
         return clone_outputs(compile_inductor(fn))
-
-    def synchronize(self) -> None:
-        """CPU work is synchronous."""
-
-    def max_memory_allocated(self) -> Optional[int]:
-        return None
-
-    def memory_allocated(self) -> Optional[int]:
-        return None
-
-    def reset_peak_memory(self) -> None:
-        """Nothing to reset: CPU peak memory is the process's peak RSS."""
