@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 from types import ModuleType
 
+from gr00t_npu_node.ros import launch_subset
 from gr00t_npu_node.ros.share import package_share_path
 
 DEFAULT_LAUNCH_FILE = "gr00t_gr1.launch.py"
@@ -61,8 +62,6 @@ def run_with_ros_launch(path: Path, arguments: dict[str, str]) -> int:
 
 
 def run_with_subset(path: Path, arguments: dict[str, str]) -> int:
-    from gr00t_npu_node.ros import launch_subset
-
     with launch_subset.installed():
         description = load_launch_file(path).generate_launch_description()
     context = launch_subset.resolve_launch_configurations(description, arguments)
@@ -107,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
         arguments = parse_launch_arguments(items)
     except (ValueError, FileNotFoundError) as err:
         parser.error(str(err))
-    found = [name for name in ("launch", "launch_ros") if importlib.util.find_spec(name) is not None]
+    found = [name for name in ("launch", "launch_ros") if launch_subset.is_installed(name)]
     if len(found) == 2:
         return run_with_ros_launch(path, arguments)
     if found:

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from gr00t_npu_node.backends import Backend, get_backend
+from gr00t_npu_node.buffers import InputBuffers
 from gr00t_npu_node.model.config import BackboneConfig, Gr00tConfig, preset
 from gr00t_npu_node.model.gr00t import Gr00tN1d6
 from gr00t_npu_node.model.weights import load_weights, tie_lm_head
@@ -83,6 +84,7 @@ class Gr00tPolicy:
         self.compile_seconds = 0.0
         self._compiled_shapes: set[tuple[int, ...]] = set()
         self._noise = torch.Generator().manual_seed(seed)
+        self.input_buffers = InputBuffers(self.device) if optimize else None
         head = model.action_head
         if optimize:
             backend.prepare(model)
@@ -190,9 +192,10 @@ class Gr00tPolicy:
         }
 
     @torch.inference_mode()
-    def warmup(self) -> None:
-        """Runs every text bucket once with a synthetic observation, so graph compilation happens before traffic."""
-        observation = self.example_observation()
+    def warmup(self, height: int = 256, width: int = 256) -> None:
+        """Runs every text bucket once with a synthetic observation of camera frames of `height` x `width`, so that
+        graph compilation for that camera happens before traffic."""
+        observation = self.example_observation(height=height, width=width)
         buckets = TEXT_BUCKETS if self.optimize else TEXT_BUCKETS[:1]
         for bucket in buckets:
             self._run(self.processor(observation), None, text_length=bucket)
@@ -235,12 +238,15 @@ class Gr00tPolicy:
         if tuple(noise.shape) != expected:
             raise ValueError(f"noise has shape {list(noise.shape)}; expected {list(expected)} (batch, horizon, max_action_dim)")
         device, dtype = self.device, self.dtype
-        input_ids, attention_mask, image_mask = (
-            t.to(device) for t in (inputs.input_ids, inputs.attention_mask, inputs.image_mask)
-        )
+        to_device = self.input_buffers.fill if self.input_buffers is not None else _copy_to(device)
+        input_ids = to_device("input_ids", inputs.input_ids)
+        attention_mask = to_device("attention_mask", inputs.attention_mask)
+        image_mask = to_device("image_mask", inputs.image_mask)
+        pixel_values = to_device("pixel_values", inputs.pixel_values, dtype)
+        state, noise = to_device("state", inputs.state, dtype), to_device("noise", noise, dtype)
         eagle = self.model.backbone.model
         with self._stage(timing, "vision"):
-            image_tokens = eagle.encode_images(inputs.pixel_values.to(device, dtype))
+            image_tokens = eagle.encode_images(pixel_values)
         with self._stage(timing, "llm"):
             features = self.model.backbone.features(input_ids, attention_mask, image_tokens)
         with self._stage(timing, "action_head"):
@@ -248,13 +254,13 @@ class Gr00tPolicy:
                 features, attention_mask, image_mask = self._pad_text(features, attention_mask, image_mask, text_length)
             head = self.model.action_head
             ctx = head.context(
-                features, attention_mask, image_mask, inputs.state.to(device, dtype),
-                self._embodiment_id(inputs.embodiment_id), cache_cross_kv=self.optimize,
+                features, attention_mask, image_mask, state, self._embodiment_id(inputs.embodiment_id),
+                cache_cross_kv=self.optimize,
             )
             shape_key = tuple(features.shape)
             first = self.optimize and shape_key not in self._compiled_shapes
             compile_start = time.perf_counter()
-            action_pred = self._denoise(noise.to(device, dtype), ctx, self._modulations)
+            action_pred = self._denoise(noise, ctx, self._modulations)
             action_pred = action_pred.float().cpu().numpy()
             if first:
                 self._compiled_shapes.add(shape_key)
@@ -296,6 +302,15 @@ class Gr00tPolicy:
         if self.profile_stages:
             self.backend.synchronize()
         timing[name] = time.perf_counter() - start
+
+
+def _copy_to(device: torch.device):
+    """The plain path's input transfer (upstream's): a new device tensor per input and call."""
+
+    def copy(_name: str, value: torch.Tensor, dtype: Optional[torch.dtype] = None) -> torch.Tensor:
+        return value.to(device, dtype)
+
+    return copy
 
 
 def _resolve_dtype(dtype: Optional[str | torch.dtype], backend: Backend) -> torch.dtype:

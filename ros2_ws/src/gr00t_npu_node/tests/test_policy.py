@@ -77,6 +77,40 @@ def test_plain_and_optimized_paths_agree_on_the_tiny_model(tiny_checkpoint, tiny
         np.testing.assert_allclose(ours[g], theirs[g], atol=1e-5)
 
 
+def test_optimized_path_reads_its_inputs_from_buffers_refilled_in_place(tiny_checkpoint):
+    policy = Gr00tPolicy.from_pretrained(tiny_checkpoint)
+    seen = []
+    vision = policy.model.backbone.model.vision_model
+    vision.register_forward_pre_hook(lambda _module, args: seen.append((args[0].data_ptr(), args[0].clone())))
+    observation = policy.example_observation()
+    policy.get_action(observation)
+    allocated = policy.input_buffers.allocations
+    observation["video"] = {k: np.full_like(v, 7) for k, v in observation["video"].items()}
+    policy.get_action(observation)
+    assert policy.input_buffers.allocations == allocated, "same shapes must not allocate new input buffers"
+    assert seen[0][0] == seen[1][0], "the vision encoder must read the same pixel buffer at every call"
+    assert not torch.equal(seen[0][1], seen[1][1]), "the buffer must hold the new frame"
+    policy.get_action(policy.example_observation(height=224, width=320))
+    # Another image size changes the pixels and the image-token count: ids and both masks; state and noise stay.
+    assert policy.input_buffers.allocations == allocated + 4
+    plain = Gr00tPolicy.from_pretrained(tiny_checkpoint, optimize=False)
+    assert plain.input_buffers is None
+    noise = torch.randn(1, 50, 128)
+    for g, action in policy.get_action(observation, noise=noise).items():
+        np.testing.assert_allclose(action, plain.get_action(observation, noise=noise)[g], atol=1e-5)
+
+
+def test_warmup_runs_the_camera_size_so_its_first_frame_compiles_nothing(tiny_checkpoint):
+    policy = Gr00tPolicy.from_pretrained(tiny_checkpoint)
+    shapes = []
+    vision = policy.model.backbone.model.vision_model
+    vision.register_forward_pre_hook(lambda _module, args: shapes.append(tuple(args[0].shape)))
+    policy.warmup(height=480, width=640)
+    warmed = set(shapes)
+    policy.get_action(policy.example_observation(height=480, width=640))
+    assert shapes[-1] in warmed and shapes[-1] != (1, 3, 252, 252), shapes
+
+
 def test_sharded_round_trip_gives_the_same_actions(tiny_checkpoint, tiny_policy, tmp_path):
     sharded = tmp_path / "sharded"
     shutil.copytree(tiny_checkpoint, sharded, ignore=shutil.ignore_patterns("model.safetensors"))

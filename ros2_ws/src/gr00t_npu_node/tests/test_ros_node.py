@@ -67,7 +67,7 @@ class SensorFeeder:
         self.joint_pub = probe.publisher(JointState, f"{ns}/joint_states", qos_profile_sensor_data)
         self.positions = measured_positions()
         self.camera_on = True
-        self.image_fault = None  # None, "step" or "encoding"
+        self.image_fault = None  # None, "step", "encoding" or "size"
         self.joint_fault = None  # None, "nan" or "missing"
         self.image_stamps: deque[int] = deque(maxlen=2000)
         self._rng = np.random.default_rng(0)
@@ -94,6 +94,9 @@ class SensorFeeder:
             msg.step = IMAGE_SIZE * 3 - 5
         elif self.image_fault == "encoding":
             msg.encoding = "yuv422_yuy2"
+        elif self.image_fault == "size":  # a valid frame, narrower than the configured camera
+            msg.width, msg.step = IMAGE_SIZE // 2, IMAGE_SIZE * 3 // 2
+            msg.data = self._pixels[: IMAGE_SIZE * IMAGE_SIZE * 3 // 2]
         return msg
 
     def _joint_state(self, stamp) -> JointState:
@@ -395,6 +398,19 @@ def test_bad_input_is_diagnosed_and_nothing_unsafe_published(policy_mode, fault,
     assert_only_holds_after_first_hold(rig, since)
     setattr(rig.feeder, f"{fault}_fault", None)
     rig.next_chunk(rig.marks())
+
+
+def test_frame_of_another_size_is_used_and_reported(policy_mode):
+    rig = policy_mode
+    diag_mark = rig.diagnostics.mark()
+    rig.feeder.image_fault = "size"
+    text = rig.diagnostic(lambda t: "128x256" in t and "warmed up for 256x256" in t, since=diag_mark)
+    assert "[1]" in text and "unexpected_size_images=0" not in text, text
+    rig.next_chunk(rig.marks())
+    rig.process.assert_running()
+    rig.feeder.image_fault = None
+    diag_mark = rig.diagnostics.mark()
+    rig.diagnostic(lambda t: ": inputs" in t and "warmed up" not in t, since=diag_mark)
 
 
 def test_empty_instruction_stops_inference(policy_mode):

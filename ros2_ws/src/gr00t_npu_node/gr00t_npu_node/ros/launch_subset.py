@@ -151,6 +151,13 @@ def node_command(node: Node, context: LaunchContext, params_dir: Path) -> list[s
     return command
 
 
+def is_installed(module: str) -> bool:
+    """A real package, not a folder that happens to be called `launch` in the working directory (this package's
+    own `launch/` when started from its source folder), which Python would import as a namespace package."""
+    spec = importlib.util.find_spec(module)
+    return spec is not None and spec.origin is not None
+
+
 @contextlib.contextmanager
 def installed() -> Iterator[None]:
     """Make `launch` and `launch_ros` resolve to this subset while a launch file is imported."""
@@ -162,7 +169,7 @@ def installed() -> Iterator[None]:
         "launch_ros.actions": {"Node": Node},
         "launch_ros.parameter_descriptions": {"ParameterValue": ParameterValue},
     }
-    clashes = [name for name in ("launch", "launch_ros") if name in sys.modules or importlib.util.find_spec(name)]
+    clashes = [name for name in ("launch", "launch_ros") if name in sys.modules or is_installed(name)]
     if clashes:
         raise RuntimeError(f"refusing to shadow the installed or imported package(s) {clashes}")
     for name, attributes in names.items():

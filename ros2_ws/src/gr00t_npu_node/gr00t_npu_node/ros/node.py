@@ -151,7 +151,7 @@ class Gr00tNode(LifecycleNode):
         policy = load_policy(p)
         loaded = time.monotonic()
         self._check_policy(policy, p)
-        policy.warmup()
+        policy.warmup(height=p.image_height, width=p.image_width)
         self._policy = policy
         self.get_logger().info(
             f"loaded {policy.description} in {loaded - started:.1f} s, warmed up in {time.monotonic() - loaded:.1f} s"
@@ -359,12 +359,13 @@ class Gr00tNode(LifecycleNode):
         model = self._policy.description if self._policy is not None else "not loaded"
         name = self.get_fully_qualified_name()
         statuses = [
-            m.status(f"{name}: inputs", name, ("camera", "joint_states", "instruction", "teleop", "qos"), {
+            m.status(f"{name}: inputs", name, ("camera", "camera_size", "joint_states", "instruction", "teleop", "qos"), {
                 "image_rate_hz": max(0, images - images_before) / elapsed,
                 "joint_state_rate_hz": max(0, joints - joints_before) / elapsed,
                 "observation_age_s": (now_ns - image_stamp) * 1e-9 if image_stamp is not None else "no image",
                 "instruction": inputs.instruction if inputs else "",
                 "rejected_images": c["rejected_images"],
+                "unexpected_size_images": c["unexpected_image_size"],
                 "rejected_joint_states": c["rejected_joint_states"],
                 "rejected_teleop": c["rejected_teleop"],
             }),

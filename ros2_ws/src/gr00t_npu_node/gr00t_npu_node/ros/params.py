@@ -32,6 +32,8 @@ SCALAR_DEFAULTS: dict[str, tuple[Any, str]] = {
     "max_sync_skew": (0.05, "s; image and joint-state stamps further apart -> no inference"),
     "image_topic": ("camera/image_raw", "sensor_msgs/Image (sensor-data QoS); empty = not subscribed"),
     "compressed_image_topic": ("", "sensor_msgs/CompressedImage (sensor-data QoS); empty = not subscribed"),
+    "image_width": (256, "camera frame width in pixels: the policy is warmed up (graph-compiled) for it"),
+    "image_height": (256, "camera frame height in pixels: the policy is warmed up (graph-compiled) for it"),
     "joint_states_topic": ("joint_states", "sensor_msgs/JointState, mapped by joint name"),
     "instruction_topic": ("instruction", "std_msgs/String, latched (transient local)"),
     "estop_topic": ("estop", "std_msgs/Bool, latched; true = emergency stop (only holds are published)"),
@@ -76,6 +78,8 @@ class NodeParams:
     max_sync_skew: float
     image_topic: str
     compressed_image_topic: str
+    image_width: int
+    image_height: int
     joint_states_topic: str
     instruction_topic: str
     estop_topic: str
@@ -169,5 +173,7 @@ def _validate(p: NodeParams) -> None:
     for name in ("estop_timeout", "policy_enable_timeout"):
         if getattr(p, name) < 0:
             raise ValueError(f"parameter {name} must be >= 0 (0 = no heartbeat)")
+    if p.image_width < 1 or p.image_height < 1:
+        raise ValueError("parameters image_width and image_height must be the camera's frame size in pixels (>= 1)")
     if not (p.image_topic or p.compressed_image_topic):
         raise ValueError("set image_topic or compressed_image_topic: the policy needs a camera")

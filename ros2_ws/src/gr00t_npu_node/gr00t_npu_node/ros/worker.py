@@ -160,6 +160,20 @@ class InferenceWorker:
         self._monitor.clear(*INPUT_SOURCES, "policy")
         return True
 
+    def _check_image_size(self, width: int, height: int) -> None:
+        """A frame of another size than the warm-up's is used, but on a graph-compiled device its first inference
+        compiles again (seconds to minutes): reported as a camera_size fault until frames of that size stop."""
+        p = self._params
+        if (width, height) == (p.image_width, p.image_height):
+            self._monitor.clear("camera_size")
+            return
+        self._monitor.count("unexpected_image_size")
+        self._monitor.fault(
+            "camera_size",
+            f"frames are {width}x{height} but the policy was warmed up for {p.image_width}x{p.image_height}; the first "
+            "inference at a new size may compile: set image_width and image_height to the camera's size",
+        )
+
     def _observe(self, snapshot: Snapshot, now_ns: int) -> Observation:
         p = self._params
         image = snapshot.image
@@ -186,6 +200,7 @@ class InferenceWorker:
         except ValueError as err:
             self._monitor.count("rejected_images")
             raise InputFault("camera", str(err)) from None
+        self._check_image_size(rgb.shape[1], rgb.shape[0])
         try:
             measured = self._mapper.positions(snapshot.joint_msg)
         except ValueError as err:
