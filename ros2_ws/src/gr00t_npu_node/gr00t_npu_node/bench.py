@@ -11,7 +11,9 @@ stages are synchronized with the device (`profile_stages`), totals come from sep
 Next to the times: the FLOPs each stage executes (counted from the config and the sequence lengths the model ran
 with), the achieved GFLOP/s, and the device's matrix throughput on that stage: every linear-layer call of one
 optimized inference of the stage replayed back to back with nothing else (same layers, weights, shapes and
-kernels), once per round. Peak memory: the device allocator's peak on cuda/npu, on CPU the process's peak resident
+kernels), once per round. A second table splits each optimized stage: its linear layers replayed alone, the same
+calls as they ran (fused GELU epilogues included) plus its attention calls replayed alone ("kernels"), and what
+remains (norms, residual adds, copies, Python). Peak memory: the device allocator's peak on cuda/npu, on CPU the process's peak resident
 memory; each path's peak counts its own build, warm-up and inference only.
 """
 from __future__ import annotations
@@ -25,7 +27,7 @@ import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional
 
 import numpy as np
 import torch
@@ -105,10 +107,22 @@ class LinearCall:
         return 2 * self.input.numel() // self.input.shape[-1] * self.layer.in_features * self.layer.out_features
 
 
-def record_linear_calls(policy: Gr00tPolicy, observation: dict, noise: torch.Tensor) -> dict[str, list[LinearCall]]:
-    """Every linear-layer call of one inference, in order, per stage, each with a random input of the shape it had
-    (one input per shape: the replay's memory traffic is the weights', as in the model)."""
-    calls: dict[str, list[LinearCall]] = {stage: [] for stage in STAGE_MODULES}
+@dataclass
+class StageCalls:
+    """The calls of one stage of one inference, in order: its linear layers, and every kernel call as it ran
+    (linear layers with their fused epilogues, attention)."""
+
+    linear: list[LinearCall] = field(default_factory=list)
+    kernels: list[Callable[[], torch.Tensor]] = field(default_factory=list)
+
+
+def record_calls(policy: Gr00tPolicy, observation: dict, noise: torch.Tensor) -> dict[str, StageCalls]:
+    """Every linear-layer and attention call of one inference, in order, per stage. Linear layers get a random input
+    of the shape they had (one input per shape: the replay's memory traffic is the weights', as in the model);
+    attention keeps its real inputs (layout and strides matter to its kernel). An attention call belongs to the
+    stage of the projections before it."""
+    calls: dict[str, StageCalls] = {stage: StageCalls() for stage in STAGE_MODULES}
+    current = [next(iter(STAGE_MODULES))]
     inputs: dict[tuple, torch.Tensor] = {}
     handles = []
     stage_of: dict[int, str] = {}
@@ -127,43 +141,55 @@ def record_linear_calls(policy: Gr00tPolicy, observation: dict, noise: torch.Ten
             key = (tuple(x.shape), x.dtype, x.device)
             if key not in inputs:
                 inputs[key] = torch.randn(x.shape, dtype=x.dtype, device=x.device)
-            calls[stage].append(LinearCall(layer, inputs[key]))
+            call = LinearCall(layer, inputs[key])
+            calls[stage].linear.append(call)
+            calls[stage].kernels.append(lambda: call.layer(call.input))
+            current[0] = stage
 
         handles.append(module.register_forward_pre_hook(hook))
     # A backend may run linear + GELU as one fused call that bypasses the layer's hooks: record those too.
-    fused = policy.backend.linear_gelu
+    backend = policy.backend
+    fused, attention = backend.linear_gelu, backend.attention
 
     def linear_gelu(layer: nn.Module, x: torch.Tensor) -> torch.Tensor:
         nonlocal inside_fused
         key = (tuple(x.shape), x.dtype, x.device)
         if key not in inputs:
             inputs[key] = torch.randn(x.shape, dtype=x.dtype, device=x.device)
-        calls[stage_of[id(layer)]].append(LinearCall(layer, inputs[key]))
+        stage, x_random = stage_of[id(layer)], inputs[key]
+        calls[stage].linear.append(LinearCall(layer, x_random))
+        calls[stage].kernels.append(lambda: fused(layer, x_random))
+        current[0] = stage
         inside_fused = True
         try:
             return fused(layer, x)
         finally:
             inside_fused = False
 
-    policy.backend.linear_gelu = linear_gelu
+    def recorded_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, **options) -> torch.Tensor:
+        calls[current[0]].kernels.append(lambda: attention(q, k, v, **options))
+        return attention(q, k, v, **options)
+
+    backend.linear_gelu, backend.attention = linear_gelu, recorded_attention
     try:
-        policy.get_action(observation, noise=noise)
+        with policy.uncompiled():
+            policy.get_action(observation, noise=noise)
     finally:
-        del policy.backend.linear_gelu
+        del backend.linear_gelu, backend.attention
         for handle in handles:
             handle.remove()
     return calls
 
 
 @torch.inference_mode()
-def replay_gflops(backend: Backend, calls: list[LinearCall]) -> float:
-    """GFLOP/s of the calls run back to back."""
+def replay_seconds(backend: Backend, calls: list[Callable[[], torch.Tensor]]) -> float:
+    """Seconds the calls take run back to back."""
     backend.synchronize()
     start = time.perf_counter()
     for call in calls:
-        call.layer(call.input)
+        call()
     backend.synchronize()
-    return sum(c.flops for c in calls) / (time.perf_counter() - start) / 1e9
+    return time.perf_counter() - start
 
 
 # ---- memory -----------------------------------------------------------------------------------------------
@@ -290,8 +316,9 @@ def run(args: argparse.Namespace, paths: list[str], backend: Backend, dtype: tor
         result.gflop = stage_gflop(config, shapes, hoisted=path == "optimized")
         result.seconds = {stage: [] for stage in STAGES}
 
-    calls = record_linear_calls(policies[paths[-1]], observation, noise)
+    calls = record_calls(policies[paths[-1]], observation, noise)
     matrix: dict[str, list[float]] = {stage: [] for stage in calls}
+    kernels: dict[str, list[float]] = {stage: [] for stage in calls}
     for round_index in range(args.runs):
         for path in paths if round_index % 2 == 0 else paths[::-1]:
             policy = policies[path]
@@ -302,7 +329,9 @@ def run(args: argparse.Namespace, paths: list[str], backend: Backend, dtype: tor
                     if profile != (stage == "total"):
                         results[path].seconds[stage].append(seconds)
         for stage, stage_calls in calls.items():
-            matrix[stage].append(replay_gflops(backend, stage_calls))
+            linear = [lambda call=call: call.layer(call.input) for call in stage_calls.linear]
+            matrix[stage].append(sum(c.flops for c in stage_calls.linear) / replay_seconds(backend, linear) / 1e9)
+            kernels[stage].append(replay_seconds(backend, stage_calls.kernels))
 
     actions = {path: policies[path].get_action(observation, noise=noise) for path in paths}
     deviation = None
@@ -315,6 +344,11 @@ def run(args: argparse.Namespace, paths: list[str], backend: Backend, dtype: tor
         "max_action_deviation": deviation, "load_average": [load_before, os.getloadavg()[0]],
         "matrix_gflops": {stage: statistics.median(v) for stage, v in matrix.items()},
         "matrix_gflops_per_round": matrix,
+        "matrix_seconds": {
+            stage: sum(c.flops for c in calls[stage].linear) / 1e9 / statistics.median(v) for stage, v in matrix.items()
+        },
+        "kernel_seconds": {stage: statistics.median(v) for stage, v in kernels.items()},
+        "kernels_path": paths[-1],
         "paths": {
             path: asdict(r) | {key: {s: getattr(r, key)(s) for s in STAGES} for key in ("median", "p90", "best")}
             for path, r in results.items()
@@ -356,7 +390,7 @@ def table(report: dict) -> str:
         if len(paths) == 2:
             row += f" {paths['plain']['median'][stage] / paths['optimized']['median'][stage]:>7.2f}x"
         lines.append(row)
-    lines.append("")
+    lines += ["", *kernel_table(report), ""]
     for path, r in paths.items():
         memory = f"process peak {r['peak_process_gb']:.2f} GB" if r["peak_process_gb"] is not None else "process peak n/a"
         if r["peak_device_gb"] is not None:
@@ -373,6 +407,24 @@ def table(report: dict) -> str:
         "matrix = GFLOP/s of the stage's linear-layer calls replayed alone (median over rounds); eff = GFLOP/s / matrix"
     )
     return "\n".join(lines)
+
+
+def kernel_table(report: dict) -> list[str]:
+    """Where each stage's time goes on the path whose calls were recorded."""
+    path = report["kernels_path"]
+    lines = [f"{path} path, where the time goes:", f"{'stage':<12} {'ms':>8} {'linear alone':>13} {'kernels alone':>14} {'outside':>8}"]
+    for stage, kernel_s in report["kernel_seconds"].items():
+        stage_s = report["paths"][path]["median"][stage]
+        lines.append(
+            f"{stage:<12} {stage_s * 1e3:>8.1f} {report['matrix_seconds'][stage] * 1e3:>13.1f} "
+            f"{kernel_s * 1e3:>14.1f} {(stage_s - kernel_s) * 1e3:>8.1f}"
+        )
+    lines.append(
+        "linear alone: the stage's linear-layer calls replayed (what `matrix` is computed from); kernels alone: the\n"
+        "same calls as they ran (fused GELU epilogues included) and the stage's attention calls, replayed; outside:\n"
+        "the rest of the stage's median (norms, residual adds, copies, Python)"
+    )
+    return lines
 
 
 def main(argv: Optional[list[str]] = None) -> int:

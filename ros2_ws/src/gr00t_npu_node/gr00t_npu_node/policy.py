@@ -200,6 +200,16 @@ class Gr00tPolicy:
         for bucket in buckets:
             self._run(self.processor(observation), None, text_length=bucket)
 
+    @contextmanager
+    def uncompiled(self) -> Iterator[None]:
+        """Runs the denoising loop eagerly inside the block, so that hooks and wrapped operators see each call (the
+        benchmark's instrumentation); the compiled loop is back afterwards."""
+        compiled, self._denoise = self._denoise, self.model.action_head.denoise
+        try:
+            yield
+        finally:
+            self._denoise = compiled
+
     # ---- inference ----------------------------------------------------------------------------------------
     @torch.inference_mode()
     def get_action(self, observation: dict, noise: Optional[torch.Tensor] = None) -> dict[str, np.ndarray]:

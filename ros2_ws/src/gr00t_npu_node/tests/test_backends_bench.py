@@ -19,9 +19,10 @@ def test_cli_times_both_paths_stage_by_stage_and_writes_json(tmp_path, capsys):
         assert path["gflop"]["action_head"] > 0 and path["peak_process_gb"] > 0
     assert report["paths"]["plain"]["gflop"]["action_head"] > report["paths"]["optimized"]["gflop"]["action_head"]
     assert all(v > 0 for v in report["matrix_gflops"].values())
+    assert all(report["matrix_seconds"][s] > 0 and report["kernel_seconds"][s] > 0 for s in report["kernel_seconds"])
     assert report["max_action_deviation"] <= 1e-4
     printed = capsys.readouterr().out
-    assert "speedup" in printed and "action_head" in printed
+    assert "speedup" in printed and "action_head" in printed and "where the time goes" in printed
 
 
 def test_cli_refuses_unknown_paths_and_unavailable_devices(capsys):
@@ -37,11 +38,15 @@ def test_flop_count_of_vision_and_llm_equals_their_linear_calls_plus_attention()
     noise = torch.zeros(1, policy.model.config.action_horizon, policy.model.config.max_action_dim)
     shapes = bench.measured_shapes(policy, observation, noise)
     counted = bench.stage_gflop(policy.model.config, shapes, hoisted=True)
-    calls = bench.record_linear_calls(policy, observation, noise)
+    recorded = bench.record_calls(policy, observation, noise)
+    calls = {stage: c.linear for stage, c in recorded.items()}
     vision, text = policy.model.config.backbone.vision, policy.model.config.backbone.text
     vision_attention = 4 * shapes.images * shapes.patches**2 * vision.hidden_size * vision.num_hidden_layers
     llm_attention = 4 * shapes.llm_tokens**2 * text.num_attention_heads * text.head_dim * policy.model.config.select_layer
     assert sum(c.flops for c in calls["vision"]) + vision_attention == pytest.approx(counted["vision"] * 1e9)
     assert sum(c.flops for c in calls["llm"]) + llm_attention == pytest.approx(counted["llm"] * 1e9)
+    # Kernels: every linear call and one attention per layer (the LLM's layers up to select_layer).
+    assert len(recorded["vision"].kernels) == len(calls["vision"]) + vision.num_hidden_layers
+    assert len(recorded["llm"].kernels) == len(calls["llm"]) + policy.model.config.select_layer
     plain = bench.stage_gflop(policy.model.config, shapes, hoisted=False)
     assert plain["action_head"] > counted["action_head"] and plain["vision"] == counted["vision"]
