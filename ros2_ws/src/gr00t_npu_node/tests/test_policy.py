@@ -100,6 +100,19 @@ def test_optimized_path_reads_its_inputs_from_buffers_refilled_in_place(tiny_che
         np.testing.assert_allclose(action, plain.get_action(observation, noise=noise)[g], atol=1e-5)
 
 
+def test_compiled_npu_path_reads_its_static_input_buffers_anew_at_every_call(tiny_checkpoint):
+    """The noise buffer is marked static for the graph compiler: the compiled loop must read its contents at every
+    call, not bake the first call's values in. (About 15 s: one inductor compile of the tiny loop.)"""
+    policy = Gr00tPolicy.from_pretrained(tiny_checkpoint, device="npu-emulated", dtype="float32")
+    plain = Gr00tPolicy.from_pretrained(tiny_checkpoint, device="npu-emulated", dtype="float32", optimize=False)
+    observation = policy.example_observation()
+    for noise in (torch.randn(1, 50, 128), torch.randn(1, 50, 128)):
+        ours, reference = policy.get_action(observation, noise=noise), plain.get_action(observation, noise=noise)
+        for g in ours:
+            np.testing.assert_allclose(ours[g], reference[g], atol=1e-5, err_msg=g)
+    assert policy.input_buffers.allocations == 6, "two calls of one shape: one buffer per input"
+
+
 def test_warmup_runs_the_camera_size_so_its_first_frame_compiles_nothing(tiny_checkpoint):
     policy = Gr00tPolicy.from_pretrained(tiny_checkpoint)
     shapes = []
