@@ -96,6 +96,17 @@ def test_linear_gelu_on_a_packed_layer_is_the_reference_linear_then_gelu(dtype, 
     torch.testing.assert_close(reference.float(), expected, rtol=0, atol=tolerance)
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_cpu_rms_norm_is_the_reference_rms_norm(dtype):
+    torch.manual_seed(0)
+    x, weight = torch.randn(2, 9, 4, 128, dtype=dtype) * 3, torch.randn(128, dtype=dtype)
+    expected = Backend().rms_norm(x, weight, 1e-6)
+    ours = CpuBackend().rms_norm(x, weight, 1e-6)
+    assert ours.dtype == dtype
+    tolerance = 1e-6 if dtype == torch.float32 else 0.0  # bfloat16: the same value after the one rounding
+    torch.testing.assert_close(ours, expected, rtol=tolerance, atol=tolerance)
+
+
 def test_cpu_backend_compiles_the_loop_only_while_weights_are_unpacked():
     def loop(x):
         return x * 2

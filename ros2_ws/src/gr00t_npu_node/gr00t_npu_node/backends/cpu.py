@@ -14,7 +14,7 @@ from typing import Callable
 import torch
 import torch.nn as nn
 
-from gr00t_npu_node.backends.base import Backend
+from gr00t_npu_node.backends.base import Backend, fused_rms_norm
 from gr00t_npu_node.backends.compiled import compile_inductor
 
 PACKED_DTYPES = (torch.bfloat16, torch.float32)
@@ -79,6 +79,9 @@ class CpuBackend(Backend):
         if isinstance(linear, PackedLinear):
             return torch.ops.mkldnn._linear_pointwise(x, linear.weight, linear.bias, "gelu", [], "tanh")
         return super().linear_gelu(linear, x)
+
+    def rms_norm(self, x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
+        return fused_rms_norm(x, weight, eps)
 
     def prepare(self, model: nn.Module) -> None:
         if self.pack_weights:

@@ -6,7 +6,7 @@ from typing import Callable, Optional
 
 import torch
 
-from gr00t_npu_node.backends.base import Backend
+from gr00t_npu_node.backends.base import Backend, fused_rms_norm
 from gr00t_npu_node.backends.compiled import clone_outputs
 
 
@@ -29,6 +29,9 @@ class CudaBackend(Backend):
         if index is not None and not 0 <= index < torch.cuda.device_count():
             raise CudaUnavailable(f"device=cuda:{index}: only {torch.cuda.device_count()} CUDA device(s) are visible")
         self.index = index
+
+    def rms_norm(self, x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
+        return fused_rms_norm(x, weight, eps)
 
     def compile(self, fn: Callable, *, name: str) -> Callable:
         """Inductor kernels replayed from a CUDA graph ("reduce-overhead"); outputs are cloned because the next
