@@ -122,6 +122,46 @@ def test_latest_measured_skips_invalid_joint_states():
     assert measured.stamp_ns == 10 and np.all(measured.positions["arm"] == 1.0)
 
 
+def test_joint_states_from_several_publishers_merge_by_name_with_each_joints_stamp():
+    buffer = InputBuffer(JointStateMapper(GROUPS))
+    buffer.put_joint_state(JointState(name=["a1", "a2", "a3", "leg"], position=[1.0, 2.0, 3.0, 9.0]), 100)
+    assert buffer.latest_measured() is None and buffer.latest_joint_stamp_ns() is None, "w1 not seen yet"
+    buffer.put_joint_state(JointState(name=["w1"], position=[4.0]), 130)
+    buffer.put_joint_state(JointState(name=["a2"], position=[2.5]), 160)
+    measured = buffer.latest_measured()
+    np.testing.assert_array_equal(measured.positions["arm"], [1.0, 2.5, 3.0])
+    np.testing.assert_array_equal(measured.positions["waist"], [4.0])
+    assert measured.stamp_ns == 160 and buffer.latest_joint_stamp_ns() == 100, "as fresh as its stalest joint"
+    sample = buffer.snapshot().joint_msg
+    assert JointStateMapper(GROUPS).updated_before(sample.name, sample.joint_stamps_ns, 120) == ["a1", "a3"]
+    # A late message of one publisher fills joints it is newest for and never overwrites newer data.
+    buffer.put_joint_state(JointState(name=["a1", "a2", "w1"], position=[5.0, 7.0, 8.0]), 120)
+    latest = buffer.snapshot().joint_msg
+    assert latest.stamp_ns == 160
+    positions = JointStateMapper(GROUPS).positions(latest)
+    np.testing.assert_array_equal(positions["arm"], [5.0, 2.5, 3.0])
+    np.testing.assert_array_equal(positions["waist"], [4.0])
+
+
+def test_a_clock_jump_back_forgets_the_merged_joints():
+    buffer = InputBuffer(JointStateMapper(GROUPS))
+    buffer.put_joint_state(JointState(name=["a1", "a2", "a3", "w1"], position=[1.0] * 4), 5_000_000_000)
+    buffer.put_joint_state(JointState(name=["a1", "a2", "a3"], position=[2.0] * 3), 1_000)
+    assert buffer.snapshot().joint_msg.stamp_ns == 1_000
+    assert buffer.latest_measured() is None, "w1 belongs to the old timeline"
+
+
+@pytest.mark.parametrize(
+    "names, position, complaint",
+    [(["a1", "a2"], [0.0], "2 names but 1 positions"), (["a1", "a1"], [0.0, 1.0], "names a joint twice")],
+)
+def test_malformed_joint_states_are_refused_and_nothing_is_merged(names, position, complaint):
+    buffer = InputBuffer(JointStateMapper(GROUPS))
+    with pytest.raises(ValueError, match=complaint):
+        buffer.put_joint_state(JointState(name=names, position=position), 10)
+    assert buffer.snapshot().joint_msg is None and buffer.joint_states_received == 0
+
+
 # ---- chunk timing ---------------------------------------------------------------------------------------------
 def test_steps_already_due_are_skipped_and_the_start_moves_with_them():
     step = 0.05

@@ -37,6 +37,7 @@ OVERRIDES = {
 LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
 CONFIG = yaml.safe_load((PACKAGE_ROOT / "config" / "gr1.yaml").read_text())["/**"]["ros__parameters"]
 GROUPS = {g: CONFIG["joint_groups"][g] for g in CONFIG["policy_groups"]}
+HAND_JOINTS = [j for g in ("left_hand", "right_hand") for j in CONFIG["joint_groups"][g]["joints"]]
 EPS = 1e-6
 
 
@@ -68,7 +69,7 @@ class SensorFeeder:
         self.positions = measured_positions()
         self.camera_on = True
         self.image_fault = None  # None, "step", "encoding" or "size"
-        self.joint_fault = None  # None, "nan" or "missing"
+        self.joint_fault = None  # None, "nan", "missing", "split" (hands in their own messages) or "hands_silent"
         self.image_stamps: deque[int] = deque(maxlen=2000)
         self._rng = np.random.default_rng(0)
         pixels = np.random.default_rng(1).integers(0, 256, (IMAGE_SIZE, IMAGE_SIZE, 3), np.uint8)
@@ -111,11 +112,24 @@ class SensorFeeder:
             header=Header(stamp=stamp), name=[names[i] for i in order], position=[values[i] for i in order]
         )
 
+    def _joint_states(self, stamp) -> list[JointState]:
+        """One message with every joint, or, like separate arm and hand drivers, one without the hands and one with
+        only the hands (or none at all: "hands_silent")."""
+        msg = self._joint_state(stamp)
+        if self.joint_fault not in ("split", "hands_silent"):
+            return [msg]
+        hands = set(HAND_JOINTS)
+        pairs = list(zip(msg.name, msg.position))
+        parts = [[(n, q) for n, q in pairs if (n in hands) == is_hand] for is_hand in (False, True)]
+        split = [JointState(header=msg.header, name=[n for n, _ in p], position=[q for _, q in p]) for p in parts]
+        return split[:1] if self.joint_fault == "hands_silent" else split
+
     def _run(self):
         while not self._stop.wait(0.05):
             now = self.probe.node.get_clock().now()
             stamp = now.to_msg()
-            self.joint_pub.publish(self._joint_state(stamp))
+            for msg in self._joint_states(stamp):
+                self.joint_pub.publish(msg)
             if self.camera_on:
                 self.image_stamps.append(now.nanoseconds)
                 self.image_pub.publish(self._image(stamp))
@@ -411,6 +425,23 @@ def test_frame_of_another_size_is_used_and_reported(policy_mode):
     rig.feeder.image_fault = None
     diag_mark = rig.diagnostics.mark()
     rig.diagnostic(lambda t: ": inputs" in t and "warmed up" not in t, since=diag_mark)
+
+
+def test_joint_states_split_across_publishers_are_merged_and_a_silent_one_holds(policy_mode):
+    rig = policy_mode
+    rig.feeder.joint_fault = "split"
+    chunk = rig.next_chunk(rig.marks())
+    assert all(len(m.points) > 1 for m in chunk.values())
+    since = rig.marks()
+    diag_mark = rig.diagnostics.mark()
+    rig.feeder.joint_fault = "hands_silent"
+    text = rig.diagnostic(lambda t: "not updated within max_observation_age" in t, since=diag_mark)
+    assert HAND_JOINTS[0] in text and "left_shoulder_pitch_joint" not in text, text
+    rig.holds(since)
+    rig.process.assert_running()
+    assert_only_holds_after_first_hold(rig, since)
+    rig.feeder.joint_fault = None
+    rig.next_chunk(rig.marks())
 
 
 def test_empty_instruction_stops_inference(policy_mode):

@@ -13,6 +13,9 @@ from gr00t_npu_node.ros.joint_map import JointStateMapper
 from gr00t_npu_node.ros.messages import to_ns
 
 JOINT_STATE_HISTORY = 256  # about 0.5 s at 500 Hz: enough to find the state closest to a camera frame
+# A joint state stamped this much before the newest one means the clock went back (simulation reset, a bag replayed
+# from its start), not a late message from one of several publishers: what was merged belongs to another timeline.
+CLOCK_JUMP_NS = 1_000_000_000
 
 
 def stamp_to_ns(stamp, fallback_ns: int) -> int:
@@ -37,9 +40,21 @@ class MeasuredPositions:
 
 
 @dataclass(frozen=True)
+class JointSample:
+    """Every joint seen so far after one JointState message: several publishers (arm and hand drivers, say) may
+    each send some joints, merged by name. `name`/`position` read like a JointState's; `joint_stamps_ns` is each
+    joint's last update and `stamp_ns` the newest of them."""
+
+    name: tuple[str, ...]
+    position: np.ndarray
+    joint_stamps_ns: np.ndarray
+    stamp_ns: int
+
+
+@dataclass(frozen=True)
 class Snapshot:
     image: Optional[ImageSample]
-    joint_msg: Any  # the JointState closest in time to the image, None if none yet
+    joint_msg: Optional[JointSample]  # the merged joint state closest in time to the image, None if none yet
     joint_stamp_ns: int
     instruction: str
 
@@ -54,7 +69,8 @@ class InputBuffer:
         self._image: Optional[ImageSample] = None
         self._image_seq = 0
         self._joint_stamps: deque[int] = deque(maxlen=JOINT_STATE_HISTORY)
-        self._joint_msgs: deque[Any] = deque(maxlen=JOINT_STATE_HISTORY)
+        self._joint_msgs: deque[JointSample] = deque(maxlen=JOINT_STATE_HISTORY)
+        self._slots: dict[str, int] = {}
         self._last_valid: Optional[MeasuredPositions] = None
         self._instruction = ""
         self.images_received = 0
@@ -69,13 +85,39 @@ class InputBuffer:
             self._changed.notify_all()
 
     def put_joint_state(self, msg, stamp_ns: int) -> None:
+        """Merges a JointState into the joint state by name; ValueError (nothing merged) for a malformed one."""
+        names = tuple(msg.name)
+        if len(msg.position) != len(names):
+            raise ValueError(
+                f"joint state has {len(names)} names but {len(msg.position)} positions; every named joint needs a "
+                "position (message dropped)"
+            )
+        if len(set(names)) != len(names):
+            raise ValueError(f"joint state names a joint twice ({', '.join(names)}); message dropped")
         with self._lock:
-            if self._joint_stamps and stamp_ns < self._joint_stamps[-1]:
-                # Out-of-order arrival (several publishers, or a clock jump): restart the history so it stays sorted.
+            previous = self._joint_msgs[-1] if self._joint_msgs else None
+            if previous is not None and stamp_ns < previous.stamp_ns - CLOCK_JUMP_NS:
                 self._joint_stamps.clear()
                 self._joint_msgs.clear()
-            self._joint_stamps.append(stamp_ns)
-            self._joint_msgs.append(msg)
+                self._slots.clear()
+                self._last_valid = None
+                previous = None
+            for name in names:
+                self._slots.setdefault(name, len(self._slots))
+            size = len(self._slots)
+            position = np.full(size, np.nan)
+            joint_stamps = np.full(size, np.iinfo(np.int64).min, dtype=np.int64)
+            if previous is not None:
+                position[: len(previous.name)] = previous.position
+                joint_stamps[: len(previous.name)] = previous.joint_stamps_ns
+            slots = np.fromiter((self._slots[n] for n in names), dtype=np.intp, count=len(names))
+            newer = joint_stamps[slots] <= stamp_ns  # a late message from one publisher never overwrites newer data
+            position[slots[newer]] = np.asarray(msg.position, dtype=np.float64)[newer]
+            joint_stamps[slots[newer]] = stamp_ns
+            sample_stamp = max(stamp_ns, previous.stamp_ns) if previous is not None else stamp_ns
+            sample = JointSample(tuple(self._slots), position, joint_stamps, sample_stamp)
+            self._joint_stamps.append(sample_stamp)
+            self._joint_msgs.append(sample)
             self.joint_states_received += 1
 
     def put_instruction(self, text: str) -> None:
@@ -107,24 +149,32 @@ class InputBuffer:
         return image.stamp_ns if image else None
 
     def latest_joint_stamp_ns(self) -> Optional[int]:
+        """When the policy joint updated longest ago was last updated (a joint state is as fresh as its stalest
+        joint); None while some policy joint has never been received."""
         with self._lock:
-            return self._joint_stamps[-1] if self._joint_stamps else None
+            sample = self._joint_msgs[-1] if self._joint_msgs else None
+        if sample is None:
+            return None
+        try:
+            return self._mapper.oldest_update_ns(sample.name, sample.joint_stamps_ns)
+        except ValueError:
+            return None
 
     def snapshot(self) -> Snapshot:
-        """The newest image, the joint state whose stamp is closest to it, and the instruction."""
+        """The newest image, the merged joint state whose stamp is closest to it, and the instruction."""
         with self._lock:
             image = self._image
             joint_msg, joint_stamp = None, 0
             if self._joint_stamps:
                 target = image.stamp_ns if image else self._joint_stamps[-1]
-                i = bisect.bisect_left(self._joint_stamps, target)
+                i = bisect.bisect_right(self._joint_stamps, target)  # of equal stamps, the newest merge
                 candidates = [k for k in (i - 1, i) if 0 <= k < len(self._joint_stamps)]
                 best = min(candidates, key=lambda k: abs(self._joint_stamps[k] - target))
                 joint_msg, joint_stamp = self._joint_msgs[best], self._joint_stamps[best]
             return Snapshot(image, joint_msg, joint_stamp, self._instruction)
 
     def latest_measured(self) -> Optional[MeasuredPositions]:
-        """The newest joint state that maps cleanly (all joints present and finite), for holds and teleop."""
+        """The newest merged joint state that maps cleanly (all joints present and finite), for holds and teleop."""
         with self._lock:
             recent = list(zip(self._joint_stamps, self._joint_msgs))
         for stamp, msg in reversed(recent):

@@ -1,5 +1,5 @@
-"""sensor_msgs/JointState -> per-group joint positions, by joint name (message order does not matter,
-joints the policy does not use are ignored)."""
+"""sensor_msgs/JointState (or a merged joint state with the same `name`/`position` fields) -> per-group joint
+positions, by joint name (order does not matter, joints the policy does not use are ignored)."""
 from __future__ import annotations
 
 import numpy as np
@@ -44,3 +44,16 @@ class JointStateMapper:
         if bad:
             raise ValueError(f"joint state has non-finite positions for {', '.join(bad)}; the state is not used")
         return out
+
+    def updated_before(self, names: tuple[str, ...], joint_stamps_ns: np.ndarray, limit_ns: int) -> list[str]:
+        """The policy's joints whose last update (`joint_stamps_ns`, aligned with `names`) is older than `limit_ns`."""
+        return [
+            joint
+            for g, idx in self._layout(names).items()
+            for joint, stamp in zip(self._group_joints[g], joint_stamps_ns[idx])
+            if stamp < limit_ns
+        ]
+
+    def oldest_update_ns(self, names: tuple[str, ...], joint_stamps_ns: np.ndarray) -> int:
+        """The stamp of the policy joint updated longest ago (ValueError if one is missing)."""
+        return int(min(joint_stamps_ns[idx].min() for idx in self._layout(names).values()))

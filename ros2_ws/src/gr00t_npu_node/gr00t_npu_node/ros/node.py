@@ -213,11 +213,7 @@ class Gr00tNode(LifecycleNode):
                 CompressedImage, p.compressed_image_topic, lambda msg, info: self._on_image(msg, info, True),
                 qos_profile_sensor_data,
             ))
-        self._add(self.create_subscription(
-            JointState, p.joint_states_topic,
-            lambda msg: inputs.put_joint_state(msg, stamp_to_ns(msg.header.stamp, self._now_ns())),
-            JOINT_STATE_QOS,
-        ))
+        self._add(self.create_subscription(JointState, p.joint_states_topic, self._on_joint_state, JOINT_STATE_QOS))
         self._add(self.create_subscription(
             String, p.instruction_topic, lambda msg: inputs.put_instruction(msg.data), LATCHED_QOS,
             event_callbacks=self._latched_qos_events(p.instruction_topic),
@@ -231,6 +227,13 @@ class Gr00tNode(LifecycleNode):
             self._add(self.create_subscription(
                 JointTrajectory, group.teleop_topic, lambda msg, g=g: self._on_teleop(g, msg), COMMAND_IN_QOS,
             ))
+
+    def _on_joint_state(self, msg: JointState) -> None:
+        try:
+            self._inputs.put_joint_state(msg, stamp_to_ns(msg.header.stamp, self._now_ns()))
+        except ValueError as err:
+            self._monitor.count("rejected_joint_states")
+            self._monitor.fault("joint_states", str(err))
 
     def _latched_qos_events(self, topic: str) -> SubscriptionEventCallbacks:
         def incompatible(event) -> None:

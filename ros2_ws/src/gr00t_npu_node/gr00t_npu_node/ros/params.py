@@ -34,7 +34,7 @@ SCALAR_DEFAULTS: dict[str, tuple[Any, str]] = {
     "compressed_image_topic": ("", "sensor_msgs/CompressedImage (sensor-data QoS); empty = not subscribed"),
     "image_width": (256, "camera frame width in pixels: the policy is warmed up (graph-compiled) for it"),
     "image_height": (256, "camera frame height in pixels: the policy is warmed up (graph-compiled) for it"),
-    "joint_states_topic": ("joint_states", "sensor_msgs/JointState, mapped by joint name"),
+    "joint_states_topic": ("joint_states", "sensor_msgs/JointState by joint name; partial messages are merged"),
     "instruction_topic": ("instruction", "std_msgs/String, latched (transient local)"),
     "estop_topic": ("estop", "std_msgs/Bool, latched; true = emergency stop (only holds are published)"),
     "estop_timeout": (0.0, "s; > 0: the e-stop engages when no e-stop message arrives for this long (heartbeat)"),

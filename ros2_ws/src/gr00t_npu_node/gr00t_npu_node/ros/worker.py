@@ -201,11 +201,20 @@ class InferenceWorker:
             self._monitor.count("rejected_images")
             raise InputFault("camera", str(err)) from None
         self._check_image_size(rgb.shape[1], rgb.shape[0])
+        joints = snapshot.joint_msg
         try:
-            measured = self._mapper.positions(snapshot.joint_msg)
+            measured = self._mapper.positions(joints)
         except ValueError as err:
             self._monitor.count("rejected_joint_states")
             raise InputFault("joint_states", str(err)) from None
+        oldest_allowed_ns = image.stamp_ns - round(p.max_observation_age * 1e9)
+        stale = self._mapper.updated_before(joints.name, joints.joint_stamps_ns, oldest_allowed_ns)
+        if stale:
+            raise InputFault(
+                "joint_states",
+                f"{len(stale)} joint(s) not updated within max_observation_age ({p.max_observation_age} s) of the "
+                f"image: {', '.join(stale[:8])}{' ...' if len(stale) > 8 else ''} (has their publisher stopped?)",
+            )
         policy_input = {
             "video": {self._video_key: rgb[None, None]},
             "state": {g: measured[g].astype(np.float32)[None, None] for g in self._policy.state_dims},
