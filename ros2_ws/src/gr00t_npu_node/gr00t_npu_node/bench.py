@@ -13,8 +13,8 @@ with), the achieved GFLOP/s, and the device's matrix throughput on that stage: e
 optimized inference of the stage replayed back to back with nothing else (same layers, weights, shapes and
 kernels), once per round. A second table splits each optimized stage: its linear layers replayed alone, the same
 calls as they ran (fused GELU epilogues included) plus its attention calls replayed alone ("kernels"), and what
-remains (norms, residual adds, copies, Python). Peak memory: the device allocator's peak on cuda/npu, on CPU the process's peak resident
-memory; each path's peak counts its own build, warm-up and inference only.
+remains (norms, residual adds, copies, Python). Peak memory: the device allocator's peak on cuda/npu, on CPU the
+process's peak resident memory; each path's peak counts its own build, warm-up and inference only.
 """
 from __future__ import annotations
 
@@ -412,7 +412,10 @@ def table(report: dict) -> str:
 def kernel_table(report: dict) -> list[str]:
     """Where each stage's time goes on the path whose calls were recorded."""
     path = report["kernels_path"]
-    lines = [f"{path} path, where the time goes:", f"{'stage':<12} {'ms':>8} {'linear alone':>13} {'kernels alone':>14} {'outside':>8}"]
+    lines = [
+        f"{path} path, where the time goes:",
+        f"{'stage':<12} {'ms':>8} {'linear alone':>13} {'kernels alone':>14} {'outside':>8}",
+    ]
     for stage, kernel_s in report["kernel_seconds"].items():
         stage_s = report["paths"][path]["median"][stage]
         lines.append(

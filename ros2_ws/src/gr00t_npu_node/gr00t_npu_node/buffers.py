@@ -5,8 +5,8 @@ A call then allocates no device memory for its inputs, and the buffers keep thei
 static for the graph compilers: a captured graph (CUDA graphs, Ascend aclgraph) reads them where they are instead
 of copying each into a private input slot before every replay. On an accelerator the host side is a pinned staging
 tensor in the model's dtype (cast on the host, half the bytes to move in bfloat16), so the host-to-device copy is
-asynchronous; `Gr00tPolicy` reads its result back (a synchronization) before
-the next call can refill the staging memory.
+asynchronous; `Gr00tPolicy` reads its result back (a synchronization) before the next call can refill the staging
+memory.
 """
 from __future__ import annotations
 

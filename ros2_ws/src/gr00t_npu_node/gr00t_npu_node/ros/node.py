@@ -368,7 +368,7 @@ class Gr00tNode(LifecycleNode):
                 "observation_age_s": (now_ns - image_stamp) * 1e-9 if image_stamp is not None else "no image",
                 "instruction": inputs.instruction if inputs else "",
                 "rejected_images": c["rejected_images"],
-                "unexpected_size_images": c["unexpected_image_size"],
+                "unexpected_size_images": c["unexpected_size_images"],
                 "rejected_joint_states": c["rejected_joint_states"],
                 "rejected_teleop": c["rejected_teleop"],
             }),

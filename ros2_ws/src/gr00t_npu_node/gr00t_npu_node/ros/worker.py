@@ -167,7 +167,7 @@ class InferenceWorker:
         if (width, height) == (p.image_width, p.image_height):
             self._monitor.clear("camera_size")
             return
-        self._monitor.count("unexpected_image_size")
+        self._monitor.count("unexpected_size_images")
         self._monitor.fault(
             "camera_size",
             f"frames are {width}x{height} but the policy was warmed up for {p.image_width}x{p.image_height}; the first "
