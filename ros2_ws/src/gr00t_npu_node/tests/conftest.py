@@ -195,6 +195,17 @@ class NodeProcess:
         return self.process.returncode
 
 
+def bag_messages(path: Path) -> dict[str, list[tuple[int, bytes]]]:
+    """Every message of a bag by topic: (receive time in ns, CDR bytes) in time order."""
+    from gr00t_npu_node.bag.bagio import BagReader
+
+    with BagReader(path) as bag:
+        out: dict[str, list[tuple[int, bytes]]] = {t: [] for t in bag.topics}
+        for topic, stamp, data in bag.messages():
+            out[topic].append((stamp, data))
+    return out
+
+
 def write_config(path: Path, overrides: dict[str, Any]) -> Path:
     """The package's gr1.yaml with `overrides` merged into its parameters (dotted names address nested keys)."""
     config = yaml.safe_load((PACKAGE_ROOT / "config" / "gr1.yaml").read_text())

@@ -15,6 +15,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from conftest import bag_messages
 from gr00t_npu_node.bag.bagio import BagReader
 from gr00t_npu_node.bag.cli import main as bag_cli
 from gr00t_npu_node.bag.convert import convert_dataset, episode_start_ns
@@ -78,14 +79,6 @@ def layout():
     return load_joint_layout()
 
 
-def read_bag(path: Path) -> dict[str, list[tuple[int, bytes]]]:
-    with BagReader(path) as bag:
-        out: dict[str, list[tuple[int, bytes]]] = {t: [] for t in bag.topics}
-        for topic, stamp, data in bag.messages():
-            out[topic].append((stamp, data))
-    return out
-
-
 def decoded_video(path: Path) -> list[np.ndarray]:
     with av.open(str(path)) as container:
         return [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
@@ -105,7 +98,7 @@ def check_converted(bag_path: Path, dataset: Path, index: int, frames: int, layo
     for group, span in modality.items():
         names[span["start"]:span["end"]] = layout.groups[group]
     topics = Topics()
-    messages = read_bag(bag_path)
+    messages = bag_messages(bag_path)
     with BagReader(bag_path) as bag:
         assert {t: i.msgtype for t, i in bag.topics.items()} == {
             topics.camera: "sensor_msgs/msg/Image", topics.joint_states: "sensor_msgs/msg/JointState",
@@ -142,8 +135,9 @@ def test_convert_writes_every_frame_state_action_and_the_latched_instruction(tmp
 def test_instruction_changes_are_published_when_they_happen(tmp_path, layout):
     dataset = write_dataset(tmp_path / "dataset", frames=6, tasks=[0, 0, 0, 2, 2, 2])
     bag = convert_dataset(dataset, tmp_path / "bags", layout)[0].path
-    instructions = read_bag(bag)[Topics().instruction]
-    stamps = [stamp for stamp, _ in read_bag(bag)[Topics().camera]]
+    messages = bag_messages(bag)
+    instructions = messages[Topics().instruction]
+    stamps = [stamp for stamp, _ in messages[Topics().camera]]
     assert [(t, decode_string(raw)) for t, raw in instructions] == [
         (episode_start_ns(0), TASKS[0]), (stamps[3], TASKS[2])]
 
@@ -151,7 +145,7 @@ def test_instruction_changes_are_published_when_they_happen(tmp_path, layout):
 def test_max_seconds_keeps_the_head_of_the_episode(tmp_path, layout):
     dataset = write_dataset(tmp_path / "dataset", frames=6)
     bag = convert_dataset(dataset, tmp_path / "bags", layout, max_seconds=0.1)[0].path
-    assert len(read_bag(bag)[Topics().camera]) == 3  # frames at 0.05, 0.10 and 0.15 s
+    assert len(bag_messages(bag)[Topics().camera]) == 3  # frames at 0.05, 0.10 and 0.15 s
 
 
 def test_unreadable_data_sets_get_errors_that_name_the_problem(tmp_path, layout):

@@ -15,7 +15,7 @@ from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import JointState
 from std_msgs.msg import String
 
-from conftest import Collector, wait_until
+from conftest import Collector, bag_messages, wait_until
 from gr00t_npu_node.bag.bagio import BagError, BagReader
 from gr00t_npu_node.bag.convert import convert_dataset
 from gr00t_npu_node.bag.layout import Topics, load_joint_layout
@@ -40,14 +40,6 @@ def collect_raw(probe, msg_type: type, topic: str, qos) -> Collector:
     collector = Collector(topic)
     collector.subscription = probe.node.create_subscription(msg_type, topic, collector, qos, raw=True)
     return collector
-
-
-def bag_messages(path: Path) -> dict[str, list[tuple[int, bytes]]]:
-    with BagReader(path) as bag:
-        out: dict[str, list[tuple[int, bytes]]] = {t: [] for t in bag.topics}
-        for topic, stamp, data in bag.messages():
-            out[topic].append((stamp, data))
-    return out
 
 
 def round_trip(source: Path, recorded: Path, storage: str, env: dict[str, str]) -> None:
