@@ -106,6 +106,9 @@ class LinearCall:
     def flops(self) -> int:
         return 2 * self.input.numel() // self.input.shape[-1] * self.layer.in_features * self.layer.out_features
 
+    def run(self) -> torch.Tensor:
+        return self.layer(self.input)
+
 
 @dataclass
 class StageCalls:
@@ -122,7 +125,7 @@ def record_calls(policy: Gr00tPolicy, observation: dict, noise: torch.Tensor) ->
     attention keeps its real inputs (layout and strides matter to its kernel). An attention call belongs to the
     stage of the projections before it."""
     calls: dict[str, StageCalls] = {stage: StageCalls() for stage in STAGE_MODULES}
-    current = [next(iter(STAGE_MODULES))]
+    current_stage = next(iter(STAGE_MODULES))
     inputs: dict[tuple, torch.Tensor] = {}
     handles = []
     stage_of: dict[int, str] = {}
@@ -135,6 +138,7 @@ def record_calls(policy: Gr00tPolicy, observation: dict, noise: torch.Tensor) ->
             continue
 
         def hook(layer: nn.Module, args: tuple, stage: str = stage) -> None:
+            nonlocal current_stage
             if inside_fused:
                 return
             x = args[0]
@@ -143,8 +147,8 @@ def record_calls(policy: Gr00tPolicy, observation: dict, noise: torch.Tensor) ->
                 inputs[key] = torch.randn(x.shape, dtype=x.dtype, device=x.device)
             call = LinearCall(layer, inputs[key])
             calls[stage].linear.append(call)
-            calls[stage].kernels.append(lambda: call.layer(call.input))
-            current[0] = stage
+            calls[stage].kernels.append(call.run)
+            current_stage = stage
 
         handles.append(module.register_forward_pre_hook(hook))
     # A backend may run linear + GELU as one fused call that bypasses the layer's hooks: record those too.
@@ -152,14 +156,14 @@ def record_calls(policy: Gr00tPolicy, observation: dict, noise: torch.Tensor) ->
     fused, attention = backend.linear_gelu, backend.attention
 
     def linear_gelu(layer: nn.Module, x: torch.Tensor) -> torch.Tensor:
-        nonlocal inside_fused
+        nonlocal inside_fused, current_stage
         key = (tuple(x.shape), x.dtype, x.device)
         if key not in inputs:
             inputs[key] = torch.randn(x.shape, dtype=x.dtype, device=x.device)
         stage, x_random = stage_of[id(layer)], inputs[key]
         calls[stage].linear.append(LinearCall(layer, x_random))
         calls[stage].kernels.append(lambda: fused(layer, x_random))
-        current[0] = stage
+        current_stage = stage
         inside_fused = True
         try:
             return fused(layer, x)
@@ -167,7 +171,7 @@ def record_calls(policy: Gr00tPolicy, observation: dict, noise: torch.Tensor) ->
             inside_fused = False
 
     def recorded_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, **options) -> torch.Tensor:
-        calls[current[0]].kernels.append(lambda: attention(q, k, v, **options))
+        calls[current_stage].kernels.append(lambda: attention(q, k, v, **options))
         return attention(q, k, v, **options)
 
     backend.linear_gelu, backend.attention = linear_gelu, recorded_attention
@@ -319,6 +323,8 @@ def run(args: argparse.Namespace, paths: list[str], backend: Backend, dtype: tor
     calls = record_calls(policies[paths[-1]], observation, noise)
     matrix: dict[str, list[float]] = {stage: [] for stage in calls}
     kernels: dict[str, list[float]] = {stage: [] for stage in calls}
+    linear_flops = {stage: sum(c.flops for c in stage_calls.linear) for stage, stage_calls in calls.items()}
+    linear_runs = {stage: [c.run for c in stage_calls.linear] for stage, stage_calls in calls.items()}
     for round_index in range(args.runs):
         for path in paths if round_index % 2 == 0 else paths[::-1]:
             policy = policies[path]
@@ -329,8 +335,7 @@ def run(args: argparse.Namespace, paths: list[str], backend: Backend, dtype: tor
                     if profile != (stage == "total"):
                         results[path].seconds[stage].append(seconds)
         for stage, stage_calls in calls.items():
-            linear = [lambda call=call: call.layer(call.input) for call in stage_calls.linear]
-            matrix[stage].append(sum(c.flops for c in stage_calls.linear) / replay_seconds(backend, linear) / 1e9)
+            matrix[stage].append(linear_flops[stage] / replay_seconds(backend, linear_runs[stage]) / 1e9)
             kernels[stage].append(replay_seconds(backend, stage_calls.kernels))
 
     actions = {path: policies[path].get_action(observation, noise=noise) for path in paths}
@@ -344,9 +349,7 @@ def run(args: argparse.Namespace, paths: list[str], backend: Backend, dtype: tor
         "max_action_deviation": deviation, "load_average": [load_before, os.getloadavg()[0]],
         "matrix_gflops": {stage: statistics.median(v) for stage, v in matrix.items()},
         "matrix_gflops_per_round": matrix,
-        "matrix_seconds": {
-            stage: sum(c.flops for c in calls[stage].linear) / 1e9 / statistics.median(v) for stage, v in matrix.items()
-        },
+        "matrix_seconds": {stage: linear_flops[stage] / 1e9 / statistics.median(v) for stage, v in matrix.items()},
         "kernel_seconds": {stage: statistics.median(v) for stage, v in kernels.items()},
         "kernels_path": paths[-1],
         "paths": {

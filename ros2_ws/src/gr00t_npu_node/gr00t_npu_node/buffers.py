@@ -19,7 +19,7 @@ class InputBuffers:
     def __init__(self, device: torch.device):
         self.device = device
         self.pinned = device.type != "cpu"
-        self._device: dict[str, torch.Tensor] = {}
+        self._buffers: dict[str, torch.Tensor] = {}
         self._staging: dict[str, torch.Tensor] = {}
         self.allocations = 0
 
@@ -27,7 +27,7 @@ class InputBuffers:
         """`value` (a host tensor) cast to `dtype` in the buffer called `name`; returns the buffer. A new shape or
         dtype replaces the buffer (text of another length, another camera size)."""
         dtype = dtype or value.dtype
-        buffer = self._device.get(name)
+        buffer = self._buffers.get(name)
         if buffer is None or buffer.shape != value.shape or buffer.dtype != dtype:
             buffer = self._allocate(name, value, dtype)
         if self.pinned:
@@ -39,7 +39,7 @@ class InputBuffers:
         return buffer
 
     def _allocate(self, name: str, value: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-        buffer = self._device[name] = torch.empty(value.shape, dtype=dtype, device=self.device)
+        buffer = self._buffers[name] = torch.empty(value.shape, dtype=dtype, device=self.device)
         torch._dynamo.mark_static_address(buffer)
         if self.pinned:
             self._staging[name] = torch.empty(value.shape, dtype=dtype, pin_memory=True)
