@@ -183,6 +183,14 @@ class Gr00tPolicy:
     def action_horizon(self) -> int:
         return self.processor.action_horizon
 
+    def check_image_size(self, height: int, width: int) -> None:
+        """ValueError naming the problem when camera frames of this size cannot be processed; decided from the size
+        alone, before any pixel is touched."""
+        self.processor.images.output_size(height, width)
+
+    def instruction_token_count(self, text: str) -> int:
+        return self.processor.instruction_token_count(text)
+
     def example_observation(self, batch: int = 1, height: int = 256, width: int = 256) -> dict:
         """A well-formed observation of this embodiment (gray image, zero state, a fixed instruction)."""
         return {

@@ -104,38 +104,38 @@ def test_bad_joint_states_are_rejected_naming_the_joints(names, position, compla
 
 
 def test_snapshot_pairs_the_newest_image_with_the_closest_joint_state():
-    buffer = InputBuffer(JointStateMapper(GROUPS))
+    buffer = InputBuffer(JointStateMapper(GROUPS), {})
     for stamp in (100, 200, 300, 400):
-        buffer.put_joint_state(JointState(name=["a1", "a2", "a3", "w1"], position=[stamp] * 4), stamp)
-    buffer.put_image(Image(), 240, compressed=False, received_ns=0)
-    buffer.put_image(Image(), 330, compressed=False, received_ns=0)
+        buffer.put_joint_state(JointState(name=["a1", "a2", "a3", "w1"], position=[stamp] * 4), stamp, stamp)
+    buffer.put_image(Image(), 240, compressed=False, received_ns=0, arrived_ns=240)
+    buffer.put_image(Image(), 330, compressed=False, received_ns=0, arrived_ns=330)
     snapshot = buffer.snapshot()
     assert snapshot.image.stamp_ns == 330 and snapshot.joint_stamp_ns == 300
     assert buffer.latest_measured().stamp_ns == 400
 
 
 def test_latest_measured_skips_invalid_joint_states():
-    buffer = InputBuffer(JointStateMapper(GROUPS))
-    buffer.put_joint_state(JointState(name=["a1", "a2", "a3", "w1"], position=[1.0] * 4), 10)
-    buffer.put_joint_state(JointState(name=["a1", "a2", "a3", "w1"], position=[float("nan")] * 4), 20)
+    buffer = InputBuffer(JointStateMapper(GROUPS), {})
+    buffer.put_joint_state(JointState(name=["a1", "a2", "a3", "w1"], position=[1.0] * 4), 10, 10)
+    buffer.put_joint_state(JointState(name=["a1", "a2", "a3", "w1"], position=[float("nan")] * 4), 20, 20)
     measured = buffer.latest_measured()
     assert measured.stamp_ns == 10 and np.all(measured.positions["arm"] == 1.0)
 
 
 def test_joint_states_from_several_publishers_merge_by_name_with_each_joints_stamp():
-    buffer = InputBuffer(JointStateMapper(GROUPS))
-    buffer.put_joint_state(JointState(name=["a1", "a2", "a3", "leg"], position=[1.0, 2.0, 3.0, 9.0]), 100)
-    assert buffer.latest_measured() is None and buffer.latest_joint_stamp_ns() is None, "w1 not seen yet"
-    buffer.put_joint_state(JointState(name=["w1"], position=[4.0]), 130)
-    buffer.put_joint_state(JointState(name=["a2"], position=[2.5]), 160)
+    buffer = InputBuffer(JointStateMapper(GROUPS), {})
+    buffer.put_joint_state(JointState(name=["a1", "a2", "a3", "leg"], position=[1.0, 2.0, 3.0, 9.0]), 100, 100)
+    assert buffer.latest_measured() is None and buffer.latest_joint_fresh_ns() is None, "w1 not seen yet"
+    buffer.put_joint_state(JointState(name=["w1"], position=[4.0]), 130, 130)
+    buffer.put_joint_state(JointState(name=["a2"], position=[2.5]), 160, 160)
     measured = buffer.latest_measured()
     np.testing.assert_array_equal(measured.positions["arm"], [1.0, 2.5, 3.0])
     np.testing.assert_array_equal(measured.positions["waist"], [4.0])
-    assert measured.stamp_ns == 160 and buffer.latest_joint_stamp_ns() == 100, "as fresh as its stalest joint"
+    assert measured.stamp_ns == 160 and buffer.latest_joint_fresh_ns() == 100, "as fresh as its stalest joint"
     sample = buffer.snapshot().joint_msg
     assert JointStateMapper(GROUPS).updated_before(sample.name, sample.joint_stamps_ns, 120) == ["a1", "a3"]
     # A late message of one publisher fills joints it is newest for and never overwrites newer data.
-    buffer.put_joint_state(JointState(name=["a1", "a2", "w1"], position=[5.0, 7.0, 8.0]), 120)
+    buffer.put_joint_state(JointState(name=["a1", "a2", "w1"], position=[5.0, 7.0, 8.0]), 120, 120)
     latest = buffer.snapshot().joint_msg
     assert latest.stamp_ns == 160
     positions = JointStateMapper(GROUPS).positions(latest)
@@ -144,21 +144,21 @@ def test_joint_states_from_several_publishers_merge_by_name_with_each_joints_sta
 
 
 def test_a_clock_jump_back_forgets_the_merged_joints():
-    buffer = InputBuffer(JointStateMapper(GROUPS))
-    buffer.put_joint_state(JointState(name=["a1", "a2", "a3", "w1"], position=[1.0] * 4), 5_000_000_000)
-    buffer.put_joint_state(JointState(name=["a1", "a2", "a3"], position=[2.0] * 3), 1_000)
+    buffer = InputBuffer(JointStateMapper(GROUPS), {})
+    buffer.put_joint_state(JointState(name=["a1", "a2", "a3", "w1"], position=[1.0] * 4), 5_000_000_000, 5_000_000_000)
+    buffer.put_joint_state(JointState(name=["a1", "a2", "a3"], position=[2.0] * 3), 1_000, 1_000)
     assert buffer.snapshot().joint_msg.stamp_ns == 1_000
     assert buffer.latest_measured() is None, "w1 belongs to the old timeline"
 
 
 @pytest.mark.parametrize(
     "names, position, complaint",
-    [(["a1", "a2"], [0.0], "2 names but 1 positions"), (["a1", "a1"], [0.0, 1.0], "names a joint twice")],
+    [(["a1", "a2"], [0.0], "2 names but 1 positions"), (["a1", "a1"], [0.0, 1.0], "names a1 more than once")],
 )
 def test_malformed_joint_states_are_refused_and_nothing_is_merged(names, position, complaint):
-    buffer = InputBuffer(JointStateMapper(GROUPS))
+    buffer = InputBuffer(JointStateMapper(GROUPS), {})
     with pytest.raises(ValueError, match=complaint):
-        buffer.put_joint_state(JointState(name=names, position=position), 10)
+        buffer.put_joint_state(JointState(name=names, position=position), 10, 10)
     assert buffer.snapshot().joint_msg is None and buffer.joint_states_received == 0
 
 
@@ -170,19 +170,17 @@ def test_steps_already_due_are_skipped_and_the_start_moves_with_them():
     assert steps_in_past(0, int(0.05e9), step) == 1
     actions = {"arm": np.arange(16 * 3, dtype=np.float32).reshape(16, 3)}
     plan = plan_chunk(actions, observation_stamp_ns=1_000_000_000, now_ns=1_000_000_000 + int(0.125e9), step_s=step,
-                      measured={"arm": np.zeros(3)}, measured_stamp_ns=1_000_000_000, handover_steps=None)
+                      measured={"arm": np.zeros(3)}, handover_steps=None)
     assert plan.skipped_steps == 2 and plan.num_points == 14
     assert plan.start_ns == 1_000_000_000 + int(0.1e9), "kept step j is still due at its original time"
     np.testing.assert_array_equal(plan.positions["arm"], actions["arm"][2:])
-    assert plan_chunk(actions, observation_stamp_ns=0, now_ns=int(0.8e9), step_s=step, measured={"arm": np.zeros(3)},
-                      measured_stamp_ns=0, handover_steps=None) is None
+    assert plan_chunk(actions, observation_stamp_ns=0, now_ns=int(0.8e9), step_s=step, measured={"arm": np.zeros(3)}, handover_steps=None) is None
 
 
 def test_handover_starts_at_the_measured_position_and_blends_in():
     actions = {"arm": np.ones((16, 3), np.float32)}
     measured = {"arm": np.array([-1.0, 0.0, 2.0])}
-    plan = plan_chunk(actions, observation_stamp_ns=0, now_ns=0, step_s=0.05, measured=measured,
-                      measured_stamp_ns=0, handover_steps=4)
+    plan = plan_chunk(actions, observation_stamp_ns=0, now_ns=0, step_s=0.05, measured=measured, handover_steps=4)
     q = plan.positions["arm"]
     np.testing.assert_array_equal(q[0], measured["arm"])
     np.testing.assert_allclose(q[2], 0.5 * measured["arm"] + 0.5)

@@ -17,7 +17,7 @@ from gr00t_npu_node.ros.chunk_plan import PlannedChunk
 from gr00t_npu_node.ros.inputs import MeasuredPositions
 from gr00t_npu_node.ros.monitor import Monitor
 from gr00t_npu_node.ros.params import JointGroup
-from gr00t_npu_node.ros.safety import COMMAND_QOS, Limits, SafetyGate, limit_trajectory
+from gr00t_npu_node.ros.safety import COMMAND_QOS, CommandTiming, Limits, SafetyGate, limit_trajectory
 
 STEP_S = 0.05
 CONFIG = yaml.safe_load((PACKAGE_ROOT / "config" / "gr1.yaml").read_text())["/**"]["ros__parameters"]
@@ -60,11 +60,24 @@ def test_limits_clamp_positions_and_steps_and_count_them():
     assert np.all(np.abs(result.velocities) <= group.velocity_max + 1e-12)
 
 
-def test_limits_pull_a_reference_outside_the_limits_back_inside():
+def test_a_joint_measured_outside_its_limits_comes_back_no_faster_than_its_velocity_limit():
+    limits = Limits.of([make_groups("/x")["waist"]])  # waist_yaw limits [-1, 1], velocity 2.0
+    reference = np.array([1.5, 0.0, 0.0])
+    times = np.array([0.05, 0.10, 0.15])
+    wanted = np.array([[0.5, 0.0, 0.0], [0.5, 0.0, 0.0], [3.0, 0.0, 0.0]])
+    result = limit_trajectory(limits, reference, times, wanted)
+    # back towards the range at 2 rad/s; a target further out leaves it where it is (never further out)
+    np.testing.assert_allclose(result.positions[:, 0], [1.4, 1.3, 1.3])
+    assert np.all(np.abs(result.velocities) <= 2.0 + 1e-12)
+    held = limit_trajectory(limits, reference, np.array([0.05]), reference[None, :].copy())
+    assert held.positions[0, 0] == 1.5, "asked to stay, it stays: pulling it in at once would break the velocity limit"
+
+
+@pytest.mark.parametrize("times", [[0.0, 0.05], [-0.5, 0.05], [0.05, 0.05], [0.1, 0.05]])
+def test_point_times_that_are_not_ahead_and_increasing_are_refused(times):
     limits = Limits.of([make_groups("/x")["waist"]])
-    reference = np.array([1.5, 0.0, 0.0])  # beyond position_max 1.0
-    result = limit_trajectory(limits, reference, np.array([0.05]), reference[None, :].copy())
-    assert result.positions[0, 0] == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="positive and strictly increasing"):
+        limit_trajectory(limits, np.zeros(3), np.array(times), np.zeros((2, 3)))
 
 
 def test_given_velocities_are_clamped_not_recomputed():
@@ -83,7 +96,7 @@ class GateRig:
         self.monitor = Monitor(get_logger("test_gate"))
         self.measured = MeasuredPositions({g: mid(grp) for g, grp in self.groups.items()}, probe.now_ns())
         self.gate = SafetyGate(
-            self.node, self.groups, step_s=STEP_S, dry_run=dry_run, measured=lambda: self.measured,
+            self.node, self.groups, timing=CommandTiming(STEP_S, 0.1, 0.5, 1000), dry_run=dry_run, measured=lambda: self.measured,
             now_ns=probe.now_ns, monitor=self.monitor,
         )
         self.probe = probe
@@ -97,7 +110,7 @@ class GateRig:
         if positions is None:
             ramp = np.linspace(0.0, 0.02, points)[:, None]
             positions = {g: mid(grp)[None, :] + ramp for g, grp in self.groups.items()}
-        return PlannedChunk(now, STEP_S, 0, positions, self.measured.positions, now)
+        return PlannedChunk(now, STEP_S, 0, positions, self.measured.positions)
 
     def close(self):
         self.gate.close(self.node)

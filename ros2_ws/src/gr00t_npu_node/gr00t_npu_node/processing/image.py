@@ -23,23 +23,32 @@ MAX_SIDE = 500 * 14
 MAX_ASPECT_RATIO = 200
 
 
-def smallest_max_size(image: np.ndarray, max_size: int) -> np.ndarray:
-    """albumentations `SmallestMaxSize`: scale so the shorter side is `max_size`; the other side is rounded with
-    Python's `round` (half to even), and an unchanged shape is not resampled."""
-    height, width = image.shape[:2]
+def smallest_max_size_shape(height: int, width: int, max_size: int) -> tuple[int, int]:
+    """The (height, width) albumentations `SmallestMaxSize` gives: the shorter side becomes `max_size`, the other is
+    rounded with Python's `round` (half to even)."""
     scale = max_size / float(min(width, height))
     if scale == 1.0:
-        return image
-    new_height, new_width = round(height * scale), round(width * scale)
+        return height, width
+    return round(height * scale), round(width * scale)
+
+
+def smallest_max_size(image: np.ndarray, max_size: int) -> np.ndarray:
+    """albumentations `SmallestMaxSize`; an unchanged shape is not resampled."""
+    height, width = image.shape[:2]
+    new_height, new_width = smallest_max_size_shape(height, width, max_size)
     if (new_height, new_width) == (height, width):
         return image
     return cv2.resize(image, (new_width, new_height), interpolation=cv2.INTER_AREA)
 
 
+def center_crop_shape(height: int, width: int, fraction: float) -> tuple[int, int]:
+    return max(1, int(height * fraction)), max(1, int(width * fraction))
+
+
 def fractional_center_crop(image: np.ndarray, fraction: float) -> np.ndarray:
     """Upstream's `FractionalCenterCrop`: keep `int(side * fraction)` of each side, centred (offset floored)."""
     height, width = image.shape[:2]
-    crop_height, crop_width = max(1, int(height * fraction)), max(1, int(width * fraction))
+    crop_height, crop_width = center_crop_shape(height, width, fraction)
     top, left = (height - crop_height) // 2, (width - crop_width) // 2
     return image[top : top + crop_height, left : left + crop_width]
 
@@ -107,5 +116,17 @@ class ImagePreprocessor:
         if not 0.0 < self.crop_fraction <= 1.0:
             raise ValueError(f"crop_fraction must be in (0, 1], got {self.crop_fraction}")
 
+    def output_size(self, height: int, width: int) -> tuple[int, int]:
+        """(height, width) of the pixels a frame of this size becomes, from the sizes alone; ValueError for a frame
+        the vision encoder cannot take. Checked before any resize: a 1x2000 frame would otherwise first be scaled
+        to 256x512000 (393 MB) before the aspect ratio is found too extreme."""
+        if height < 1 or width < 1:
+            raise ValueError(f"image of {height}x{width} has no pixels")
+        height, width = smallest_max_size_shape(height, width, self.shortest_edge)
+        height, width = center_crop_shape(height, width, self.crop_fraction)
+        height, width = smallest_max_size_shape(height, width, self.shortest_edge)
+        return smart_resize(height, width)
+
     def __call__(self, image: np.ndarray) -> np.ndarray:
+        self.output_size(*image.shape[:2])
         return to_pixel_values(eval_transform(image, self.shortest_edge, self.crop_fraction))

@@ -319,6 +319,10 @@ class Gr00tProcessor:
                     "send a task instruction in words"
                 )
 
+    def instruction_token_count(self, text: str) -> int:
+        """Tokens the instruction takes in the prompt, after the checkpoint's text normalization."""
+        return len(self.tokenizer.encode(formalize_language(text) if self.formalize_language else text))
+
     def _language(self, observation: Mapping[str, Any], sample: int) -> str:
         text = observation["language"][self.language_key][sample][0]
         return formalize_language(text) if self.formalize_language else text

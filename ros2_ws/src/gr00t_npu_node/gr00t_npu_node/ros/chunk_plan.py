@@ -21,7 +21,6 @@ class PlannedChunk:
     skipped_steps: int
     positions: dict[str, np.ndarray]  # group -> float64 [N, D], N = horizon - skipped_steps
     reference: dict[str, np.ndarray]  # measured positions the chunk continues from (velocity limits, blend)
-    reference_stamp_ns: int
 
     @property
     def num_points(self) -> int:
@@ -41,7 +40,6 @@ def plan_chunk(
     now_ns: int,
     step_s: float,
     measured: dict[str, np.ndarray],
-    measured_stamp_ns: int,
     handover_steps: Optional[int],
 ) -> Optional[PlannedChunk]:
     """Plan the part of `actions` ({group: [horizon, D]}) still ahead of `now_ns`; None when all of it is past.
@@ -59,4 +57,4 @@ def plan_chunk(
         weight = np.minimum(1.0, np.arange(n) / handover_steps)[:, None]
         positions = {g: (1.0 - weight) * measured[g][None, :] + weight * p for g, p in positions.items()}
     start_ns = observation_stamp_ns + round(skipped * step_s * 1e9)
-    return PlannedChunk(start_ns, step_s, skipped, positions, measured, measured_stamp_ns)
+    return PlannedChunk(start_ns, step_s, skipped, positions, measured)

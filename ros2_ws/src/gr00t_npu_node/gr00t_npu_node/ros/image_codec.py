@@ -7,8 +7,11 @@ and converts with cv2.cvtColor, so it cannot be faster, and the PyPI build is br
 """
 from __future__ import annotations
 
+import io
+
 import cv2
 import numpy as np
+import PIL.Image
 
 # encoding -> (channels, index of the R, G, B channels in the pixel)
 _ENCODINGS: dict[str, tuple[int, tuple[int, int, int]]] = {
@@ -59,9 +62,29 @@ def image_to_rgb(msg) -> np.ndarray:
     return np.ascontiguousarray(rgb)
 
 
+def frame_size(msg, compressed: bool) -> tuple[int, int]:
+    """(width, height) of the frame, from the message's fields or, compressed, from the file header alone (a
+    few bytes parsed, no pixel decoded): a small file that would decode to a huge frame is caught before."""
+    if not compressed:
+        return msg.width, msg.height
+    if len(msg.data) == 0:
+        raise ValueError("compressed image has no data (0 bytes); the camera driver published an empty frame")
+    try:
+        with PIL.Image.open(io.BytesIO(memoryview(msg.data))) as header:
+            return header.size
+    except (OSError, ValueError, SyntaxError) as err:  # PIL's UnidentifiedImageError is an OSError
+        raise ValueError(
+            f"compressed image (format {msg.format!r}, {len(msg.data)} bytes) has no readable image header ({err}); "
+            "publish jpeg or png"
+        ) from None
+
+
 def compressed_to_rgb(msg) -> np.ndarray:
     """RGB uint8 [H, W, 3] from a sensor_msgs/CompressedImage (jpeg or png, as image_transport publishes)."""
-    bgr = cv2.imdecode(np.frombuffer(msg.data, np.uint8), cv2.IMREAD_COLOR)
+    try:
+        bgr = cv2.imdecode(np.frombuffer(msg.data, np.uint8), cv2.IMREAD_COLOR)
+    except cv2.error:  # OpenCV raises for some malformed inputs and returns None for others
+        bgr = None
     if bgr is None:
         raise ValueError(
             f"compressed image (format {msg.format!r}, {len(msg.data)} bytes) could not be decoded; "

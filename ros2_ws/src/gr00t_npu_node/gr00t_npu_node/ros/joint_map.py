@@ -13,6 +13,11 @@ class JointStateMapper:
         self._group_joints = group_joints
         self._layouts: dict[tuple[str, ...], dict[str, np.ndarray]] = {}
 
+    @property
+    def joints(self) -> tuple[str, ...]:
+        """Every joint of every group, in group order."""
+        return tuple(j for joints in self._group_joints.values() for j in joints)
+
     def _layout(self, names: tuple[str, ...]) -> dict[str, np.ndarray]:
         layout = self._layouts.get(names)
         if layout is None:

@@ -7,8 +7,8 @@ activates itself. Failures are reported on /diagnostics and the node stays up (n
 Interfaces (relative names resolve in the node's namespace; `~/` is the node's private namespace):
   subscribes  <image_topic> sensor_msgs/Image, <compressed_image_topic> sensor_msgs/CompressedImage,
               <joint_states_topic> sensor_msgs/JointState, <instruction_topic> std_msgs/String (latched),
-              <estop_topic> std_msgs/Bool (latched), <policy_enable_topic> std_msgs/Bool,
-              joint_groups.<g>.teleop_topic trajectory_msgs/JointTrajectory
+              <estop_topic> std_msgs/Bool (latched or not, reliable or best effort), <policy_enable_topic>
+              std_msgs/Bool, joint_groups.<g>.teleop_topic trajectory_msgs/JointTrajectory
   publishes   joint_groups.<g>.topic trajectory_msgs/JointTrajectory (only through the safety gate),
               ~/action_chunk std_msgs/Float32MultiArray, ~/inference_latency std_msgs/Float64 (s),
               ~/node_overhead std_msgs/Float64 (s: image received or cycle start -> last controller
@@ -16,6 +16,11 @@ Interfaces (relative names resolve in the node's namespace; `~/` is the node's p
               ~/mode std_msgs/String (latched), /diagnostics diagnostic_msgs/DiagnosticArray
   services    ~/set_mode lifecycle_msgs/srv/ChangeState (transition.label = teleop | policy | hold),
               ~/resume std_srvs/srv/Trigger (clears a released e-stop; the mode becomes hold)
+
+Threads: the main executor runs the inputs, teleop and diagnostics; the e-stop, policy enable, ~/resume,
+~/set_mode and the watchdog run in a callback group of their own on a second executor thread (a flood on one
+input cannot delay an e-stop); inference runs in the worker thread. Every input arrives raw and is read under
+a size cap, so a huge or malformed message is a counted fault, never an exception in the executor.
 """
 from __future__ import annotations
 
@@ -23,16 +28,18 @@ import signal
 import threading
 import time
 import traceback
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import numpy as np
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
 from lifecycle_msgs.srv import ChangeState
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
+from rclpy.clock import Clock, ClockType
 from rclpy.event_handler import SubscriptionEventCallbacks
-from rclpy.executors import SingleThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from rclpy.serialization import deserialize_message
 from rclpy.signals import SignalHandlerOptions
 from sensor_msgs.msg import CompressedImage, Image, JointState
 from std_msgs.msg import Bool, Float32MultiArray, Float64, String
@@ -40,18 +47,31 @@ from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory
 
 from gr00t_npu_node.ros import messages
-from gr00t_npu_node.ros.inputs import InputBuffer, stamp_to_ns
+from gr00t_npu_node.ros.executors import ExcludingExecutor, GroupExecutor
+from gr00t_npu_node.ros.inputs import InputBuffer
 from gr00t_npu_node.ros.joint_map import JointStateMapper
 from gr00t_npu_node.ros.monitor import ERROR, Monitor
 from gr00t_npu_node.ros.params import NodeParams, declare_scalar, group_joints, read_params
 from gr00t_npu_node.ros.policy_loader import load_policy
-from gr00t_npu_node.ros.safety import SafetyGate
+from gr00t_npu_node.ros.safety import CommandTiming, SafetyGate
 from gr00t_npu_node.ros.worker import InferenceWorker
 
 NODE_NAME = "gr00t_node"
 LATCHED_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+# A latched subscription cannot match a volatile publisher, nor a reliable one a best-effort publisher: an e-stop
+# or instruction is heard from any of them through these three (duplicates are harmless: both are idempotent).
+ANY_PUBLISHER_QOS = (
+    LATCHED_QOS,
+    QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE),
+    QoSProfile(depth=10, reliability=ReliabilityPolicy.BEST_EFFORT),
+)
 JOINT_STATE_QOS = QoSProfile(depth=50, reliability=ReliabilityPolicy.BEST_EFFORT)
 COMMAND_IN_QOS = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+# Caps on serialized sizes, checked before a message is read: room for the largest frame allowed (4 bytes a
+# pixel) or trajectory allowed, plus headers; far above what a robot's joint states or instructions take.
+HEADER_BYTES = 64 * 1024
+MAX_JOINT_STATE_BYTES = 1 << 20
+MAX_INSTRUCTION_BYTES = 1 << 20
 WATCHDOG_S = 0.05
 SPIN_WAKE_S = 0.1  # the executor returns to Python this often so SIGINT/SIGTERM are handled (hold, then exit)
 SHUTDOWN_WAIT_S = 2.0  # for callbacks still in flight; a stuck one must not keep the process (and a launcher) up
@@ -71,12 +91,14 @@ class Gr00tNode(LifecycleNode):
         self._published_mode: Optional[str] = None
         self._last_rx_ns: dict[str, int] = {}
         self._rate_base: tuple[float, int, int] = (time.monotonic(), 0, 0)
+        self._mode_lock = threading.Lock()
+        self.safety_group = MutuallyExclusiveCallbackGroup()
 
         declare_scalar(self, "autostart")
         self._diagnostics_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self._mode_pub = self.create_publisher(String, "~/mode", LATCHED_QOS)
-        self.create_service(ChangeState, "~/set_mode", self._on_set_mode)
-        self.create_service(Trigger, "~/resume", self._on_resume)
+        self.create_service(ChangeState, "~/set_mode", self._on_set_mode, callback_group=self.safety_group)
+        self.create_service(Trigger, "~/resume", self._on_resume, callback_group=self.safety_group)
         self.create_timer(declare_scalar(self, "diagnostics_period"), self._publish_diagnostics)
 
     # ---- lifecycle --------------------------------------------------------------------------------------------
@@ -139,11 +161,13 @@ class Gr00tNode(LifecycleNode):
         self.get_logger().error("".join(traceback.format_exception(err)))
 
     def _stop_output(self) -> None:
-        if self._worker is not None:
-            self._worker.stop()
+        # The gate first: the hold goes out at once and a chunk still being computed is refused, instead of the
+        # hold waiting for that inference and the chunk slipping out before it.
         if self._gate is not None:
             self._gate.deactivate()
         self._publish_mode()
+        if self._worker is not None:
+            self._worker.stop()
 
     def _configure(self) -> None:
         p = self._params = read_params(self)
@@ -158,9 +182,11 @@ class Gr00tNode(LifecycleNode):
         )
         state_joints = {g: group_joints(self, g) for g in policy.state_dims}
         mapper = JointStateMapper({**state_joints, **{g: grp.joints for g, grp in p.groups.items()}})
-        self._inputs = inputs = InputBuffer(mapper)
+        velocity_limits = {j: float(v) for grp in p.groups.values() for j, v in zip(grp.joints, grp.velocity_max)}
+        self._inputs = inputs = InputBuffer(mapper, velocity_limits)
+        timing = CommandTiming(p.step_s, p.max_clock_skew, p.max_observation_age, p.max_trajectory_points)
         self._gate = SafetyGate(
-            self, p.groups, step_s=p.step_s, dry_run=p.dry_run, measured=inputs.latest_measured,
+            self, p.groups, timing=timing, dry_run=p.dry_run, measured=inputs.latest_measured,
             now_ns=self._now_ns, monitor=self._monitor,
         )
         if p.policy_enable_topic:
@@ -181,7 +207,10 @@ class Gr00tNode(LifecycleNode):
             now_ns=self._now_ns, publish_monitors=publish_monitors,
         )
         self._subscribe(p)
-        self._add(self.create_timer(WATCHDOG_S, self._watchdog))
+        # On the steady clock: a paused simulation clock must not pause the watchdog.
+        self._add(self.create_timer(
+            WATCHDOG_S, self._watchdog, callback_group=self.safety_group, clock=Clock(clock_type=ClockType.STEADY_TIME)
+        ))
 
     def _check_policy(self, policy, p: NodeParams) -> None:
         if len(policy.video_keys) != 1:
@@ -203,45 +232,121 @@ class Gr00tNode(LifecycleNode):
             raise ValueError(f"execute_steps and handover_steps must be <= the action horizon {horizon}")
 
     def _subscribe(self, p: NodeParams) -> None:
-        inputs = self._inputs
+        image_bytes = p.max_image_pixels * 4 + HEADER_BYTES
         if p.image_topic:
-            self._add(self.create_subscription(
-                Image, p.image_topic, lambda msg, info: self._on_image(msg, info, False), qos_profile_sensor_data,
-            ))
+            self._subscribe_input(
+                Image, p.image_topic, qos_profile_sensor_data, "camera", image_bytes,
+                lambda msg, info: self._on_image(msg, info, False),
+            )
         if p.compressed_image_topic:
+            self._subscribe_input(
+                CompressedImage, p.compressed_image_topic, qos_profile_sensor_data, "camera", image_bytes,
+                lambda msg, info: self._on_image(msg, info, True),
+            )
+        self._subscribe_input(
+            JointState, p.joint_states_topic, JOINT_STATE_QOS, "joint_states", MAX_JOINT_STATE_BYTES,
+            self._on_joint_state,
+        )
+        for qos in ANY_PUBLISHER_QOS:
+            self._subscribe_input(
+                String, p.instruction_topic, qos, "instruction", MAX_INSTRUCTION_BYTES,
+                lambda msg, info: self._inputs.put_instruction(msg.data), on_malformed=self._on_bad_instruction,
+            )
             self._add(self.create_subscription(
-                CompressedImage, p.compressed_image_topic, lambda msg, info: self._on_image(msg, info, True),
-                qos_profile_sensor_data,
+                Bool, p.estop_topic, self._on_estop, qos, callback_group=self.safety_group,
+                event_callbacks=self._expected_mismatch(p.estop_topic, qos),
             ))
-        self._add(self.create_subscription(JointState, p.joint_states_topic, self._on_joint_state, JOINT_STATE_QOS))
-        self._add(self.create_subscription(
-            String, p.instruction_topic, lambda msg: inputs.put_instruction(msg.data), LATCHED_QOS,
-            event_callbacks=self._latched_qos_events(p.instruction_topic),
-        ))
-        self._add(self.create_subscription(
-            Bool, p.estop_topic, self._on_estop, LATCHED_QOS, event_callbacks=self._latched_qos_events(p.estop_topic),
-        ))
         if p.policy_enable_topic:
-            self._add(self.create_subscription(Bool, p.policy_enable_topic, self._on_policy_enable, COMMAND_IN_QOS))
-        for g, group in p.groups.items():
             self._add(self.create_subscription(
-                JointTrajectory, group.teleop_topic, lambda msg, g=g: self._on_teleop(g, msg), COMMAND_IN_QOS,
+                Bool, p.policy_enable_topic, self._on_policy_enable, COMMAND_IN_QOS, callback_group=self.safety_group,
             ))
-
-    def _on_joint_state(self, msg: JointState) -> None:
-        try:
-            self._inputs.put_joint_state(msg, stamp_to_ns(msg.header.stamp, self._now_ns()))
-        except ValueError as err:
-            self._monitor.count("rejected_joint_states")
-            self._monitor.fault("joint_states", str(err))
-
-    def _latched_qos_events(self, topic: str) -> SubscriptionEventCallbacks:
-        def incompatible(event) -> None:
-            self._monitor.fault(
-                "qos", f"a publisher on {topic} has incompatible QoS; publish it latched (reliable, transient local)"
+        for g, group in p.groups.items():
+            point_bytes = 4 * (4 + 8 * len(group.joints)) + 16  # four arrays and a duration
+            self._subscribe_input(
+                JointTrajectory, group.teleop_topic, COMMAND_IN_QOS, "teleop",
+                p.max_trajectory_points * point_bytes + HEADER_BYTES,
+                lambda msg, info, g=g: self._on_teleop(g, msg),
             )
 
+    def _subscribe_input(
+        self,
+        msg_type: type,
+        topic: str,
+        qos: QoSProfile,
+        source: str,
+        max_bytes: int,
+        handler: Callable[[Any, dict], None],
+        on_malformed: Optional[Callable[[str], None]] = None,
+    ) -> None:
+        """Subscribe raw and read each message only if it is at most `max_bytes`: an oversized or unreadable
+        message (a hostile or broken publisher) is a counted fault of `source`, and the node goes on."""
+
+        def receive(data: bytes, info: dict) -> None:
+            if len(data) > max_bytes:
+                self._reject(source, f"a {len(data)}-byte message on {topic} is larger than the {max_bytes} allowed")
+                return
+            try:
+                msg = deserialize_message(data, msg_type)
+            except (RuntimeError, UnicodeDecodeError, ValueError) as err:
+                problem = f"a message on {topic} cannot be read ({type(err).__name__}: {err})"
+                self._reject(source, problem)
+                if on_malformed is not None:
+                    on_malformed(problem)
+                return
+            handler(msg, info)
+
+        self._add(self.create_subscription(
+            msg_type, topic, receive, qos, raw=True, event_callbacks=self._expected_mismatch(topic, qos),
+        ))
+
+    def _reject(self, source: str, problem: str) -> None:
+        self._monitor.count(f"rejected_{source}_messages")
+        self._monitor.fault(source, f"{problem}: dropped")
+
+    def _on_bad_instruction(self, problem: str) -> None:
+        self._inputs.put_instruction("", f"{problem}; publish the task as UTF-8 text")
+
+    def _expected_mismatch(self, topic: str, qos: QoSProfile) -> Optional[SubscriptionEventCallbacks]:
+        """For the latched subscription of a topic heard through several QoS profiles: a volatile publisher cannot
+        match it, which is expected (another subscription hears it), not the warning rclpy would log."""
+        if qos is not LATCHED_QOS:
+            return None
+
+        def incompatible(event) -> None:
+            self.get_logger().debug(f"a publisher on {topic} is not latched; the volatile subscription hears it")
+
         return SubscriptionEventCallbacks(incompatible_qos=incompatible)
+
+    def _stamp_ns(self, source: str, stamp, now_ns: int) -> Optional[int]:
+        """A message's stamp (zero: the arrival time); None, counted and reported, when it is further ahead of
+        the node's clock than max_clock_skew."""
+        stamp_ns = messages.to_ns(stamp) or now_ns
+        ahead_s = (stamp_ns - now_ns) * 1e-9
+        if ahead_s > self._params.max_clock_skew:
+            self._reject(
+                source,
+                f"message stamped {ahead_s:.3f} s ahead of the node's clock (max_clock_skew "
+                f"{self._params.max_clock_skew} s): synchronise the sender's clock with the node's (chrony, PTP)",
+            )
+            return None
+        return stamp_ns
+
+    def _on_joint_state(self, msg: JointState, info: dict) -> None:
+        now = self._now_ns()
+        stamp_ns = self._stamp_ns("joint_states", msg.header.stamp, now)
+        if stamp_ns is None:
+            return
+        try:
+            conflict = self._inputs.put_joint_state(msg, stamp_ns, now)
+        except ValueError as err:
+            self._reject("joint_states", str(err))
+            return
+        if conflict is not None:
+            self._monitor.count("joint_state_jumps")
+            publishers = self.count_publishers(self._params.joint_states_topic)
+            self._monitor.fault(
+                "joint_states", f"{conflict}; {publishers} publisher(s) on {self._params.joint_states_topic}", ERROR
+            )
 
     def _add(self, entity: Any) -> Any:
         self._entities.append(entity)
@@ -266,8 +371,11 @@ class Gr00tNode(LifecycleNode):
         return keys + [f"teleop:{g}" for g in (self._params.groups if self._params else ())]
 
     def _on_image(self, msg: Image | CompressedImage, info: dict, compressed: bool) -> None:
-        received_ns = info.get("received_timestamp") or time.time_ns()
-        self._inputs.put_image(msg, stamp_to_ns(msg.header.stamp, self._now_ns()), compressed, received_ns)
+        now = self._now_ns()
+        stamp_ns = self._stamp_ns("camera", msg.header.stamp, now)
+        if stamp_ns is not None:
+            received_ns = info.get("received_timestamp") or time.time_ns()
+            self._inputs.put_image(msg, stamp_ns, compressed, received_ns, now)
 
     def _on_estop(self, msg: Bool) -> None:
         self._last_rx_ns["estop"] = self._now_ns()
@@ -293,9 +401,11 @@ class Gr00tNode(LifecycleNode):
             self._publish_mode()
             self._inputs.wake()
         if response.success:
+            self._monitor.clear("mode")
             self.get_logger().info(f"set_mode: {message}")
         else:
-            self.get_logger().warning(f"set_mode refused: {message}")
+            self._monitor.count("refused_mode_requests")
+            self._monitor.fault("mode", f"set_mode refused: {message}")
         return response
 
     def _on_resume(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
@@ -328,22 +438,26 @@ class Gr00tNode(LifecycleNode):
                     self._monitor.fault("teleop", f"{group.teleop_topic} silent for {p.teleop_timeout} s: {g} holds")
                     gate.hold("teleop timeout", [g])
         elif gate.policy_may_command and not gate.holding():
-            self._hold_if_stale("camera", self._inputs.latest_image_stamp_ns(), now)
-            self._hold_if_stale("joint_states", self._inputs.latest_joint_stamp_ns(), now)
+            self._hold_if_stale("camera", self._inputs.latest_image_fresh_ns(), now)
+            self._hold_if_stale("joint_states", self._inputs.latest_joint_fresh_ns(), now)
+        gate.check_measured_limits()
 
-    def _hold_if_stale(self, source: str, stamp_ns: Optional[int], now_ns: int) -> None:
-        if stamp_ns is None:  # never received: nothing was commanded from it, and the worker reports the absence
+    def _hold_if_stale(self, source: str, fresh_ns: Optional[int], now_ns: int) -> None:
+        """`fresh_ns`: the older of the input's stamp and its arrival; None: never received (nothing was
+        commanded from it, and the worker reports the absence)."""
+        if fresh_ns is None:
             return
-        age_s = (now_ns - stamp_ns) * 1e-9
+        age_s = (now_ns - fresh_ns) * 1e-9
         if age_s > self._params.max_observation_age and not self._gate.holding():
             self._monitor.fault(source, f"input stale ({age_s:.3f} s > max_observation_age): holding")
             self._gate.hold(f"{source} stale")
 
     def _publish_mode(self) -> None:
-        mode = self._gate.mode if self._gate is not None and self._lifecycle == "active" else "inactive"
-        if mode != self._published_mode:
-            self._mode_pub.publish(String(data=mode))
-            self._published_mode = mode
+        with self._mode_lock:  # called from the main and the safety thread
+            mode = self._gate.mode if self._gate is not None and self._lifecycle == "active" else "inactive"
+            if mode != self._published_mode:
+                self._mode_pub.publish(String(data=mode))
+                self._published_mode = mode
 
     # ---- diagnostics --------------------------------------------------------------------------------------------
     def _publish_diagnostics(self) -> None:
@@ -362,15 +476,17 @@ class Gr00tNode(LifecycleNode):
         model = self._policy.description if self._policy is not None else "not loaded"
         name = self.get_fully_qualified_name()
         statuses = [
-            m.status(f"{name}: inputs", name, ("camera", "camera_size", "joint_states", "instruction", "teleop", "qos"), {
+            m.status(f"{name}: inputs", name, ("camera", "camera_size", "joint_states", "instruction", "teleop"), {
                 "image_rate_hz": max(0, images - images_before) / elapsed,
                 "joint_state_rate_hz": max(0, joints - joints_before) / elapsed,
                 "observation_age_s": (now_ns - image_stamp) * 1e-9 if image_stamp is not None else "no image",
-                "instruction": inputs.instruction if inputs else "",
-                "rejected_images": c["rejected_images"],
+                "instruction": _shortened(inputs.instruction) if inputs else "",
+                "rejected_images": c["rejected_images"] + c["rejected_camera_messages"],
                 "unexpected_size_images": c["unexpected_size_images"],
-                "rejected_joint_states": c["rejected_joint_states"],
-                "rejected_teleop": c["rejected_teleop"],
+                "rejected_joint_states": c["rejected_joint_states"] + c["rejected_joint_states_messages"],
+                "joint_state_jumps": c["joint_state_jumps"],
+                "rejected_instructions": c["rejected_instruction_messages"],
+                "rejected_teleop": c["rejected_teleop"] + c["rejected_teleop_messages"],
             }),
             m.status(f"{name}: policy", model, ("lifecycle", "policy", "node"), {
                 "lifecycle": self._lifecycle,
@@ -385,7 +501,7 @@ class Gr00tNode(LifecycleNode):
                 "late_chunks": c["late_chunks"],
                 "inference_errors": c["inference_errors"],
             }),
-            m.status(f"{name}: safety", name, ("estop", "policy_enable", "safety"), {
+            m.status(f"{name}: safety", name, ("estop", "policy_enable", "safety", "joint_limits", "mode"), {
                 "mode": gate.mode if gate else "inactive",
                 "estop": gate.estop_engaged if gate else False,
                 "policy_enabled": gate.policy_enabled if gate else False,
@@ -397,11 +513,18 @@ class Gr00tNode(LifecycleNode):
                 "holds": c["holds"],
                 "controllers_without_subscriber": ",".join(gate.unsubscribed_controllers()) if gate else "",
                 "teleop_forwarded": c["teleop_forwarded"],
+                "teleop_points_due": c["teleop_points_due"],
+                "refused_mode_requests": c["refused_mode_requests"],
+                "callback_errors": c["callback_errors"],
             }),
         ]
         msg = DiagnosticArray(status=statuses)
         msg.header.stamp = messages.ros_time(now_ns)
         self._diagnostics_pub.publish(msg)
+
+
+def _shortened(text: str, limit: int = 120) -> str:
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
 
 
 def main(args: Optional[list[str]] = None) -> int:
@@ -412,21 +535,39 @@ def main(args: Optional[list[str]] = None) -> int:
         signal.signal(signum, lambda *_: stop_requested.set())
     rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
     node = Gr00tNode()
-    executor = SingleThreadedExecutor()
-    executor.add_node(node)
     try:
-        node.autostart()
-        while rclpy.ok() and not stop_requested.is_set():
-            try:
-                executor.spin_once(timeout_sec=SPIN_WAKE_S)
-            except Exception as err:  # one failing callback must not take the hold and the diagnostics down
-                node.report_callback_error(err)
+        spin(node, stop_requested)
     finally:
-        node.stop()
-        executor.shutdown(timeout_sec=SHUTDOWN_WAIT_S)
         node.destroy_node()
         rclpy.try_shutdown()
     return 0
+
+
+def spin(node: Gr00tNode, stop_requested: threading.Event) -> None:
+    """Run `node` (autostart included) until `stop_requested` is set or the context shuts down, then hold and
+    stop it. The safety callback group gets an executor thread of its own."""
+    executor = ExcludingExecutor(node.safety_group, context=node.context)
+    executor.add_node(node)
+    safety_executor = GroupExecutor(node, node.safety_group)
+
+    def run(spin_once: Callable[[float], None]) -> None:
+        while node.context.ok() and not stop_requested.is_set():
+            try:
+                spin_once(SPIN_WAKE_S)
+            except Exception as err:  # one failing callback must not take the hold and the diagnostics down
+                node.report_callback_error(err)
+
+    safety_thread = threading.Thread(target=run, args=(safety_executor.spin_once,), name="gr00t_safety", daemon=True)
+    safety_thread.start()
+    try:
+        node.autostart()
+        run(executor.spin_once)
+    finally:
+        stop_requested.set()
+        node.stop()
+        safety_thread.join(SHUTDOWN_WAIT_S)
+        safety_executor.shutdown(timeout_sec=SHUTDOWN_WAIT_S)
+        executor.shutdown(timeout_sec=SHUTDOWN_WAIT_S)
 
 
 if __name__ == "__main__":

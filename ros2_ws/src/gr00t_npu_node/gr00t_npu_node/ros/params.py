@@ -30,6 +30,10 @@ SCALAR_DEFAULTS: dict[str, tuple[Any, str]] = {
     "handover_steps": (8, "steps over which the first chunk after a handover blends from the measured position"),
     "max_observation_age": (0.3, "s; older image or joint state -> no inference, hold once"),
     "max_sync_skew": (0.05, "s; image and joint-state stamps further apart -> no inference"),
+    "max_clock_skew": (0.1, "s; inputs stamped further ahead of the node's clock are rejected (a sender's clock is off)"),
+    "max_image_pixels": (16_777_216, "frames with more pixels (width x height) are rejected before decoding"),
+    "max_instruction_tokens": (128, "instructions longer than this (in tokens) are refused: no inference, hold"),
+    "max_trajectory_points": (1000, "teleop trajectories with more points are rejected before any per-point work"),
     "image_topic": ("camera/image_raw", "sensor_msgs/Image (sensor-data QoS); empty = not subscribed"),
     "compressed_image_topic": ("", "sensor_msgs/CompressedImage (sensor-data QoS); empty = not subscribed"),
     "image_width": (256, "camera frame width in pixels: the policy is warmed up (graph-compiled) for it"),
@@ -76,6 +80,10 @@ class NodeParams:
     handover_steps: int
     max_observation_age: float
     max_sync_skew: float
+    max_clock_skew: float
+    max_image_pixels: int
+    max_instruction_tokens: int
+    max_trajectory_points: int
     image_topic: str
     compressed_image_topic: str
     image_width: int
@@ -167,12 +175,15 @@ def _validate(p: NodeParams) -> None:
         raise ValueError("parameter action_rate_hz must be positive")
     if p.execute_steps < 1 or p.handover_steps < 1:
         raise ValueError("parameters execute_steps and handover_steps must be >= 1")
-    for name in ("max_observation_age", "max_sync_skew", "teleop_timeout", "diagnostics_period"):
+    for name in ("max_observation_age", "max_sync_skew", "max_clock_skew", "teleop_timeout", "diagnostics_period"):
         if not getattr(p, name) > 0:
             raise ValueError(f"parameter {name} must be positive")
     for name in ("estop_timeout", "policy_enable_timeout"):
         if getattr(p, name) < 0:
             raise ValueError(f"parameter {name} must be >= 0 (0 = no heartbeat)")
+    for name in ("max_image_pixels", "max_instruction_tokens", "max_trajectory_points"):
+        if getattr(p, name) < 1:
+            raise ValueError(f"parameter {name} must be >= 1")
     if p.image_width < 1 or p.image_height < 1:
         raise ValueError("parameters image_width and image_height must be the camera's frame size in pixels (>= 1)")
     if not (p.image_topic or p.compressed_image_topic):

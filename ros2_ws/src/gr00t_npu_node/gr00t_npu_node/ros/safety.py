@@ -34,6 +34,10 @@ from gr00t_npu_node.ros.params import MODES, JointGroup
 # Reliable and deep enough that a hold published right after a chunk is never replaced in the writer's history
 # before delivery (each trajectory replaces the controller's future anyway, in order).
 COMMAND_QOS = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+# Commands are limited as if they reached the controller this long after they are published, and points due
+# before then are dropped: the first segment, from the measured position, then has at least the time it is
+# limited for whenever delivery is that fast (loopback: about 1 ms).
+DELIVERY_MARGIN_NS = 10_000_000
 
 
 @dataclass(frozen=True)
@@ -65,31 +69,33 @@ def limit_trajectory(
     positions: np.ndarray,
     velocities: Optional[np.ndarray] = None,
 ) -> LimitResult:
-    """Apply `limits` to points at `point_times_s` (seconds after the `reference` measurement).
+    """Apply `limits` to points at `point_times_s`, seconds after the moment the robot is at `reference`.
 
-    `velocities` None: finite differences of the limited positions. Otherwise the given ones, clamped.
+    Each point stays within the position limits and within `velocity_max * dt` of the point before it (the first
+    of `reference`). A joint at a reference outside its limits is never commanded further out: it is brought back
+    towards its range no faster than its velocity limit. `velocities` None: finite differences of the limited
+    positions; otherwise the given ones, clamped. ValueError if the times are not positive and increasing (the
+    callers drop points already due; a negative time would turn the step bound into a move towards a limit).
     """
+    if len(point_times_s) == 0 or point_times_s[0] <= 0 or np.any(np.diff(point_times_s) <= 0):
+        raise ValueError(f"point times must be positive and strictly increasing, got {point_times_s.tolist()[:4]}")
     lo, hi, vmax = limits.position_min, limits.position_max, limits.velocity_max
     clamped = np.clip(positions, lo, hi)
     position_clamps = int(np.count_nonzero(clamped != positions))
     max_steps = np.diff(point_times_s, prepend=0.0)[:, None] * vmax
     too_fast = np.abs(np.diff(clamped, axis=0, prepend=reference[None, :])) > max_steps
-    velocity_clamps = 0
     limited = clamped
     if too_fast.any():
-        # Sequential from the first violation on: each bounded point is the origin of the next step.
+        # Sequential from the first violation on: each bounded point is the origin of the next step. The range a
+        # point may take is widened to include its origin, so a joint outside its limits only moves back in.
         first = int(np.argmax(too_fast.any(axis=1)))
         limited = clamped.copy()
         previous = limited[first - 1] if first else reference
         for i in range(first, len(limited)):
-            row = limited[i]
-            np.maximum(row, previous - max_steps[i], out=row)
-            np.minimum(row, previous + max_steps[i], out=row)
-            previous = row
-        velocity_clamps = int(np.count_nonzero(limited != clamped))
-        # A reference outside the position limits (robot pushed past them) can drag the bounded steps outside
-        # too; position limits win.
-        np.clip(limited, lo, hi, out=limited)
+            row = np.clip(positions[i], np.minimum(lo, previous), np.maximum(hi, previous))
+            np.clip(row, previous - max_steps[i], previous + max_steps[i], out=row)
+            limited[i] = previous = row
+    velocity_clamps = int(np.count_nonzero(limited != clamped))
     if velocities is None:
         velocities = _finite_difference(reference, point_times_s, limited)
     else:
@@ -108,6 +114,17 @@ def _finite_difference(reference: np.ndarray, times: np.ndarray, positions: np.n
     return velocities
 
 
+@dataclass(frozen=True)
+class CommandTiming:
+    """What the gate needs to know about time: the chunk step, how far ahead of the node's clock a command may
+    start, how old a joint state may be to command from, and the size of a trajectory it will take."""
+
+    step_s: float
+    max_clock_skew_s: float
+    max_observation_age_s: float
+    max_trajectory_points: int
+
+
 class SafetyGate:
     """Owns the controller publishers and the authority state; see the module docstring."""
 
@@ -116,14 +133,15 @@ class SafetyGate:
         node: Node,
         groups: dict[str, JointGroup],
         *,
-        step_s: float,
+        timing: CommandTiming,
         dry_run: bool,
         measured: Callable[[], Optional[MeasuredPositions]],
         now_ns: Callable[[], int],
         monitor: Monitor,
     ):
         self._groups = groups
-        self._step_ns = round(step_s * 1e9)
+        self._timing = timing
+        self._step_ns = round(timing.step_s * 1e9)
         self._dry_run = dry_run
         self._measured = measured
         self._now_ns = now_ns
@@ -144,7 +162,8 @@ class SafetyGate:
         self._estop_signal = False
         self._estop_latched = False
         self._policy_enabled = True
-        self._epoch = 0
+        self._epoch = 0  # advanced by every interruption (holds included): a policy chunk must carry the current one
+        self._authority = 0  # advanced by mode, e-stop and lifecycle changes: a teleop forward must not straddle one
         self._holding = {g: False for g in groups}
 
     # ---- authority -------------------------------------------------------------------------------------------
@@ -169,6 +188,10 @@ class SafetyGate:
         """Lock-free peek at `policy_epoch() is not None`, for wait predicates (the gate re-checks on publish)."""
         return self._active and self._mode == "policy" and not self._estop_latched and self._policy_enabled
 
+    @property
+    def _teleop_may_command(self) -> bool:
+        return self._active and self._mode == "teleop" and not self._estop_latched
+
     def unsubscribed_controllers(self) -> list[str]:
         """Groups whose command topic has no matched subscriber (controller not loaded, wrong topic or QoS)."""
         return [g for g, publisher in self.__publishers.items() if publisher.get_subscription_count() == 0]
@@ -185,6 +208,7 @@ class SafetyGate:
         with self._lock:
             self._active = True
             self._epoch += 1
+            self._authority += 1
             self._mode = "hold" if self._estop_latched else mode
 
     def deactivate(self) -> None:
@@ -193,6 +217,7 @@ class SafetyGate:
                 self._hold_locked("node deactivated", self._groups)
             self._active = False
             self._epoch += 1
+            self._authority += 1
 
     def set_mode(self, mode: str) -> tuple[bool, str]:
         if mode not in MODES:
@@ -204,6 +229,7 @@ class SafetyGate:
                 return True, f"already in {mode}"
             previous, self._mode = self._mode, mode
             self._epoch += 1
+            self._authority += 1
             if mode != "policy" and self._active:
                 # A JTC keeps executing the rest of the last chunk unless the future of it is replaced now.
                 self._hold_locked(f"mode {previous} -> {mode}", self._groups)
@@ -216,9 +242,11 @@ class SafetyGate:
                 self._estop_latched = True
                 self._mode = "hold"
                 self._epoch += 1
-                self._monitor.fault("estop", f"engaged ({reason}); call ~/resume after releasing it", ERROR)
+                self._authority += 1
                 if self._active:
                     self._hold_locked("e-stop", self._groups)
+        if engaged:  # logging after the hold: the hold must not wait for it
+            self._monitor.fault("estop", f"engaged ({reason}); call ~/resume after releasing it", ERROR)
 
     def resume(self) -> tuple[bool, str]:
         with self._lock:
@@ -228,6 +256,7 @@ class SafetyGate:
                 return True, "e-stop not engaged"
             self._estop_latched = False
             self._epoch += 1
+            self._authority += 1
             self._monitor.clear("estop")
             return True, "e-stop released; mode is hold: set the mode to resume operation"
 
@@ -246,69 +275,132 @@ class SafetyGate:
 
     # ---- commands ------------------------------------------------------------------------------------------
     def publish_policy_chunk(self, epoch: int, plan: PlannedChunk) -> bool:
-        """Publish one trajectory per group if `epoch` is still current; False (counted) otherwise."""
+        """Publish one trajectory per group if `epoch` is still current; False (counted) otherwise.
+
+        Points due before the trajectory can reach the controllers are dropped (as a joint_trajectory_controller
+        would); the limits are applied outside the lock so that an e-stop never waits for them."""
         if not all(np.all(np.isfinite(p)) for p in plan.positions.values()):
             self._monitor.count("dropped_chunks")
             self._monitor.fault("policy", "chunk has NaN/inf actions: dropped, nothing published", ERROR)
             return False
-        offset_s = (plan.start_ns - plan.reference_stamp_ns) * 1e-9
-        point_times = offset_s + np.arange(1, plan.num_points + 1) * (self._step_ns * 1e-9)
+        now = self._now_ns()
+        ahead_s = (plan.start_ns - now) * 1e-9
+        if ahead_s > self._timing.max_clock_skew_s:
+            self._monitor.count("dropped_chunks")
+            self._monitor.fault(
+                "policy", f"chunk would start {ahead_s:.3f} s after the node's clock, more than max_clock_skew: dropped",
+                ERROR,
+            )
+            return False
+        due_ns = plan.start_ns + np.arange(1, plan.num_points + 1, dtype=np.int64) * self._step_ns
+        ready_ns = now + DELIVERY_MARGIN_NS
+        first = int(np.searchsorted(due_ns, ready_ns, side="right"))
+        if first == plan.num_points:
+            self._monitor.count("late_chunks")
+            self._monitor.fault("policy", "every step of the chunk was due before it could be published: dropped")
+            return False
+        groups = list(self._groups)
+        result = limit_trajectory(
+            self._chunk_limits,
+            np.concatenate([plan.reference[g] for g in groups]),
+            (due_ns[first:] - ready_ns) * 1e-9,
+            np.concatenate([plan.positions[g] for g in groups], axis=1)[first:],
+        )
+        positions = np.split(result.positions, self._chunk_splits, axis=1)
+        velocities = np.split(result.velocities, self._chunk_splits, axis=1)
+        start_ns = plan.start_ns + first * self._step_ns
         with self._lock:
             if epoch != self.policy_epoch():
                 self._monitor.count("superseded_chunks")
                 return False
-            groups = list(self._groups)
-            result = limit_trajectory(
-                self._chunk_limits,
-                np.concatenate([plan.reference[g] for g in groups]),
-                point_times,
-                np.concatenate([plan.positions[g] for g in groups], axis=1),
-            )
-            self._count_clamps(result)
-            positions = np.split(result.positions, self._chunk_splits, axis=1)
-            velocities = np.split(result.velocities, self._chunk_splits, axis=1)
             self._send({
-                g: self._chunk_writers[g].fill(plan.start_ns, q, v) for g, q, v in zip(groups, positions, velocities)
+                g: self._chunk_writers[g].fill(start_ns, q, v) for g, q, v in zip(groups, positions, velocities)
             })
-            self._monitor.count("chunks_published")
-            return True
+        self._count_clamps(result)
+        self._monitor.count("chunks_published")
+        return True
 
     def forward_teleop(self, group_name: str, msg: JointTrajectory) -> bool:
-        """Forward one teleop trajectory for `group_name` (reordered to the group's joints) if in teleop mode."""
-        group = self._groups[group_name]
+        """Forward one teleop trajectory for `group_name` (reordered to the group's joints) if in teleop mode.
+
+        As a joint_trajectory_controller treats it: stamp 0 starts now, points already due are dropped. What is
+        forwarded starts on receipt (stamp 0), each kept point at its original time, so that transport delay can
+        only slow a move down, never speed it up."""
+        if not self._teleop_may_command:
+            self._monitor.count("ignored_teleop")
+            return False
+        with self._lock:
+            authority = self._authority
         try:
-            positions, velocities, times_ns = messages.trajectory_arrays(msg, group.joints)
+            times_s, reference, positions, velocities = self._teleop_points(group_name, msg)
         except ValueError as err:
             self._monitor.count("rejected_teleop")
             self._monitor.fault("teleop", f"{group_name}: {err}")
             return False
-        if not (np.all(np.isfinite(positions)) and (velocities is None or np.all(np.isfinite(velocities)))):
-            self._monitor.count("rejected_teleop")
-            self._monitor.fault("teleop", f"{group_name}: NaN/inf in the teleop trajectory: dropped")
-            return False
-        measured = self._measured()
-        if measured is None:
-            self._monitor.fault("teleop", f"{group_name}: no valid joint state yet: teleop not forwarded")
-            return False
-        start_ns = messages.to_ns(msg.header.stamp) or self._now_ns()
-        offset_s = (start_ns - measured.stamp_ns) * 1e-9
+        result = limit_trajectory(self._limits[group_name], reference, times_s, positions, velocities)
+        outgoing = messages.joint_trajectory(
+            self._groups[group_name].joints, 0, np.round(times_s * 1e9).astype(np.int64).tolist(),
+            result.positions, result.velocities,
+        )
         with self._lock:
-            if not (self._active and self._mode == "teleop" and not self._estop_latched):
+            if authority != self._authority or not self._teleop_may_command:
                 self._monitor.count("ignored_teleop")
                 return False
-            result = limit_trajectory(
-                self._limits[group_name], measured.positions[group_name], offset_s + times_ns * 1e-9, positions,
-                velocities,
-            )
-            self._count_clamps(result)
-            outgoing = messages.joint_trajectory(
-                group.joints, messages.to_ns(msg.header.stamp), times_ns.tolist(), result.positions,
-                result.velocities,
-            )
             self._send({group_name: outgoing})
-            self._monitor.count("teleop_forwarded")
-            self._monitor.clear("teleop")
-            return True
+        self._count_clamps(result)
+        self._monitor.count("teleop_forwarded")
+        self._monitor.clear("teleop")
+        return True
+
+    def _teleop_points(
+        self, group_name: str, msg: JointTrajectory
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, Optional[np.ndarray]]:
+        """(seconds from receipt, measured positions, positions, velocities or None) of the points still ahead;
+        ValueError naming what makes the trajectory unusable."""
+        timing = self._timing
+        if len(msg.points) > timing.max_trajectory_points:
+            raise ValueError(
+                f"teleop trajectory has {len(msg.points)} points, more than max_trajectory_points "
+                f"({timing.max_trajectory_points}): dropped"
+            )
+        positions, velocities, times_ns = messages.trajectory_arrays(msg, self._groups[group_name].joints)
+        if not (np.all(np.isfinite(positions)) and (velocities is None or np.all(np.isfinite(velocities)))):
+            raise ValueError("NaN/inf in the teleop trajectory: dropped")
+        now = self._now_ns()
+        start_ns = messages.to_ns(msg.header.stamp) or now
+        ahead_s = (start_ns - now) * 1e-9
+        if ahead_s > timing.max_clock_skew_s:
+            raise ValueError(
+                f"teleop trajectory stamped {ahead_s:.3f} s ahead of the node's clock (max_clock_skew "
+                f"{timing.max_clock_skew_s} s): check the sender's clock; dropped"
+            )
+        ready_ns = now + DELIVERY_MARGIN_NS
+        due_ns = start_ns + times_ns
+        keep = due_ns > ready_ns
+        if not keep.any():
+            raise ValueError(
+                f"every point of the teleop trajectory is already due (the last {(ready_ns - due_ns[-1]) * 1e-9:.3f} s "
+                "ago): nothing forwarded; stamp it 0 or with the sender's current time"
+            )
+        dropped = len(keep) - int(np.count_nonzero(keep))
+        if dropped:
+            self._monitor.count("teleop_points_due", dropped)
+        measured = self._measured()
+        if measured is None:
+            raise ValueError("no valid joint state yet: teleop not forwarded")
+        age_s = (now - measured.stamp_ns) * 1e-9
+        if age_s > timing.max_observation_age_s:
+            raise ValueError(
+                f"the newest valid joint state is {age_s:.3f} s old (max_observation_age): teleop not forwarded"
+            )
+        # Forwarded with stamp 0, a point's time counts from the controller's receipt, whatever the delay: the
+        # limits then hold for exactly these times.
+        return (
+            (due_ns[keep] - now) * 1e-9,
+            measured.positions[group_name],
+            positions[keep],
+            velocities[keep] if velocities is not None else None,
+        )
 
     def hold(self, reason: str, groups: Sequence[str] | None = None) -> bool:
         """Command each group not already holding to stay at its measured position; interrupts the policy."""
@@ -319,6 +411,8 @@ class SafetyGate:
             return self._hold_locked(reason, self._groups if groups is None else groups)
 
     def _hold_locked(self, reason: str, groups: Sequence[str]) -> bool:
+        """One point at the measured position, at rest, one step after receipt. Not limited: it commands no motion
+        (a joint measured outside its limits is held where it is, never pulled in at once)."""
         pending = [g for g in groups if not self._holding[g]]
         if not pending:
             return True
@@ -329,19 +423,36 @@ class SafetyGate:
             return False
         outgoing = {}
         for g in pending:
-            group = self._groups[g]
             q = measured.positions[g][None, :]
-            result = limit_trajectory(self._limits[g], q[0], np.array([self._step_ns * 1e-9]), q, np.zeros_like(q))
-            self._count_clamps(result)
-            outgoing[g] = messages.joint_trajectory(
-                group.joints, 0, [self._step_ns], result.positions, result.velocities
-            )
+            outgoing[g] = messages.joint_trajectory(self._groups[g].joints, 0, [self._step_ns], q, np.zeros_like(q))
         self._send(outgoing)
         for g in pending:
             self._holding[g] = True
         self._monitor.count("holds")
         self._monitor.count("held_groups", len(pending))
         return True
+
+    def check_measured_limits(self) -> None:
+        """An ERROR fault naming every joint measured outside its position limits (cleared once all are inside)."""
+        measured = self._measured()
+        if measured is None:
+            return
+        outside = []
+        for g, group in self._groups.items():
+            q = measured.positions[g]
+            for k in np.flatnonzero((q < group.position_min) | (q > group.position_max)):
+                outside.append(
+                    f"{group.joints[k]} at {q[k]:.3f} (limits {group.position_min[k]:g}..{group.position_max[k]:g})"
+                )
+        if outside:
+            self._monitor.fault(
+                "joint_limits",
+                f"measured outside its limits: {', '.join(outside)}; commands never move it further out and bring it "
+                "back no faster than its velocity limit",
+                ERROR,
+            )
+        else:
+            self._monitor.clear("joint_limits")
 
     def close(self, node: Node) -> None:
         for publisher in self.__publishers.values():

@@ -15,7 +15,7 @@ import numpy as np
 
 from gr00t_npu_node.policy import NonFiniteActionError
 from gr00t_npu_node.ros.chunk_plan import plan_chunk
-from gr00t_npu_node.ros.image_codec import compressed_to_rgb, image_to_rgb
+from gr00t_npu_node.ros.image_codec import compressed_to_rgb, frame_size, image_to_rgb
 from gr00t_npu_node.ros.inputs import InputBuffer, Snapshot
 from gr00t_npu_node.ros.joint_map import JointStateMapper
 from gr00t_npu_node.ros.monitor import ERROR, Monitor
@@ -37,7 +37,6 @@ class Observation:
     policy_input: dict
     image_stamp_ns: int
     measured: dict[str, np.ndarray]
-    measured_stamp_ns: int
 
 
 class InferenceWorker:
@@ -68,6 +67,7 @@ class InferenceWorker:
         self._last_seq = 0
         self._last_published_epoch = -1
         self._next_due_ns = 0
+        self._token_counts: tuple[str, int] = ("", 0)  # the last instruction counted (tokenizing is not free)
 
     def start(self) -> None:
         self._stop.clear()
@@ -139,7 +139,6 @@ class InferenceWorker:
             now_ns=self._now_ns(),
             step_s=self._params.step_s,
             measured=observation.measured,
-            measured_stamp_ns=observation.measured_stamp_ns,
             handover_steps=handover,
         )
         published = plan is not None and self._gate.publish_policy_chunk(epoch, plan)
@@ -179,7 +178,7 @@ class InferenceWorker:
         image = snapshot.image
         if image is None:
             raise InputFault("camera", f"no image received yet on {p.image_topic or p.compressed_image_topic}")
-        age_s = (now_ns - image.stamp_ns) * 1e-9
+        age_s = (now_ns - image.fresh_ns) * 1e-9
         if age_s > p.max_observation_age:
             raise InputFault(
                 "camera", f"newest image is {age_s:.3f} s old (max_observation_age {p.max_observation_age} s)"
@@ -192,15 +191,14 @@ class InferenceWorker:
                 "joint_states",
                 f"closest joint state is {skew_s:.3f} s from the image (max_sync_skew {p.max_sync_skew} s)",
             )
-        instruction = snapshot.instruction.strip()
-        if not instruction:
-            raise InputFault("instruction", f"instruction is empty: publish the task on {p.instruction_topic}")
-        try:
-            rgb = compressed_to_rgb(image.msg) if image.compressed else image_to_rgb(image.msg)
-        except ValueError as err:
-            self._monitor.count("rejected_images")
-            raise InputFault("camera", str(err)) from None
-        self._check_image_size(rgb.shape[1], rgb.shape[0])
+        if snapshot.joint_conflict is not None and (now_ns - snapshot.joint_conflict[0]) * 1e-9 <= p.max_observation_age:
+            raise InputFault(
+                "joint_states",
+                f"joint positions jump: {snapshot.joint_conflict[1]}; do two publishers on {p.joint_states_topic} "
+                "report the same joints?",
+            )
+        instruction = self._checked_instruction(snapshot)
+        rgb = self._decode(image)
         joints = snapshot.joint_msg
         try:
             measured = self._mapper.positions(joints)
@@ -220,7 +218,45 @@ class InferenceWorker:
             "state": {g: measured[g].astype(np.float32)[None, None] for g in self._policy.state_dims},
             "language": {"task": [[instruction]]},
         }
-        return Observation(policy_input, image.stamp_ns, measured, snapshot.joint_stamp_ns)
+        return Observation(policy_input, image.stamp_ns, measured)
+
+    def _checked_instruction(self, snapshot: Snapshot) -> str:
+        p = self._params
+        if snapshot.instruction_problem is not None:
+            raise InputFault("instruction", snapshot.instruction_problem)
+        instruction = snapshot.instruction.strip()
+        if not instruction:
+            raise InputFault("instruction", f"instruction is empty: publish the task on {p.instruction_topic}")
+        if self._token_counts[0] != instruction:
+            self._token_counts = (instruction, self._policy.instruction_token_count(instruction))
+        tokens = self._token_counts[1]
+        if tokens > p.max_instruction_tokens:
+            raise InputFault(
+                "instruction",
+                f"instruction is {tokens} tokens long ({len(instruction)} characters), more than "
+                f"max_instruction_tokens ({p.max_instruction_tokens}): publish a shorter task",
+            )
+        return instruction
+
+    def _decode(self, image) -> np.ndarray:
+        """RGB pixels of the frame, its size checked before anything is decoded or resized."""
+        p = self._params
+        try:
+            width, height = frame_size(image.msg, image.compressed)
+            if width * height > p.max_image_pixels:
+                raise ValueError(
+                    f"frame of {width}x{height} has more than max_image_pixels ({p.max_image_pixels}) pixels"
+                )
+            self._policy.check_image_size(height, width)
+            rgb = compressed_to_rgb(image.msg) if image.compressed else image_to_rgb(image.msg)
+        except ValueError as err:
+            self._monitor.count("rejected_images")
+            raise InputFault("camera", str(err)) from None
+        if rgb.shape[:2] != (height, width):
+            self._monitor.count("rejected_images")
+            raise InputFault("camera", f"compressed frame header says {width}x{height} but it decoded to {rgb.shape[1]}x{rgb.shape[0]}")
+        self._check_image_size(width, height)
+        return rgb
 
     def _check_actions(self, actions: dict) -> np.ndarray:
         """The chunk as [horizon, sum(action_dims)] in the policy's group order; ValueError for a wrong shape."""
