@@ -157,6 +157,25 @@ def test_camera_resolutions_give_28_multiples(size, expected):
     np.testing.assert_array_equal(pixels, np.float32((70 - 127.5) / 127.5))
 
 
+@pytest.mark.parametrize("size", [(480, 640), (1, 1), (3, 500), (1079, 1921), (37, 4000), (256, 256)])
+def test_output_size_from_the_frame_size_alone_is_what_the_pipeline_gives(size):
+    preprocessor = ImagePreprocessor(256, 0.95)
+    assert preprocessor(np.zeros((*size, 3), np.uint8)).shape[1:] == preprocessor.output_size(*size)
+
+
+def test_a_frame_too_thin_for_the_encoder_is_refused_before_anything_is_resized(monkeypatch):
+    import gr00t_npu_node.processing.image as image_module
+
+    def no_resize(*args, **kwargs):
+        raise AssertionError("resized before the aspect ratio was checked")
+
+    monkeypatch.setattr(image_module.cv2, "resize", no_resize)
+    with pytest.raises(ValueError, match="aspect ratio"):
+        ImagePreprocessor(256, 0.95)(np.zeros((2000, 1, 3), np.uint8))
+    with pytest.raises(ValueError, match="no pixels"):
+        ImagePreprocessor(256, 0.95).output_size(0, 640)
+
+
 def test_smart_resize_limits():
     assert smart_resize(2000, 4000) == (1260, 2520)  # above max_pixels: scaled down, floored to 28
     assert smart_resize(20, 40) == (56, 84)  # below min_pixels: scaled up, ceiled to 28
@@ -242,6 +261,15 @@ def test_batch_with_different_instruction_lengths_is_left_padded(bot):
     assert not batched.image_mask[0, :pad].any()
     assert batched.image_mask.sum(1).tolist() == [4 * 81, 4 * 81]
     assert torch.equal(batched.image_mask, batched.input_ids == bot.image_token_index)
+
+
+def test_instruction_token_count_is_what_the_prompt_grows_by(bot):
+    short, long = "Pick.", "Pick up the red cup from the table and put it in the basket, please!"
+    counts = [bot.instruction_token_count(t) for t in (short, long)]
+    lengths = [bot(bot_observation(batch=1, height=64, width=64, instructions=[t])).input_ids.shape[1]
+               for t in (short, long)]
+    assert counts[1] - counts[0] == lengths[1] - lengths[0] > 0
+    assert bot.instruction_token_count("PICK.") == counts[0], "counted after the checkpoint's normalization"
 
 
 # ---- validation --------------------------------------------------------------------------------------------------

@@ -10,9 +10,10 @@ from builtin_interfaces.msg import Duration
 from sensor_msgs.msg import CompressedImage, Image, JointState
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
+from crafted import png_header
 from gr00t_npu_node.ros import messages
 from gr00t_npu_node.ros.chunk_plan import plan_chunk, steps_in_past
-from gr00t_npu_node.ros.image_codec import compressed_to_rgb, image_to_rgb
+from gr00t_npu_node.ros.image_codec import compressed_to_rgb, frame_size, image_to_rgb
 from gr00t_npu_node.ros.inputs import InputBuffer
 from gr00t_npu_node.ros.joint_map import JointStateMapper
 
@@ -74,6 +75,28 @@ def test_compressed_png_decodes_to_rgb():
     np.testing.assert_array_equal(compressed_to_rgb(CompressedImage(format="png", data=png.tobytes())), rgb)
     with pytest.raises(ValueError, match="could not be decoded"):
         compressed_to_rgb(CompressedImage(format="jpeg", data=b"not an image"))
+
+
+def test_compressed_frame_size_is_read_from_the_header_alone():
+    rgb = RNG.integers(0, 256, (20, 30, 3), np.uint8)
+    for ext in (".png", ".jpg"):
+        encoded = cv2.imencode(ext, rgb)[1].tobytes()
+        assert frame_size(CompressedImage(format=ext[1:], data=encoded), compressed=True) == (30, 20)
+    # a PNG announcing 30000 x 30000 pixels: its size is known without decoding a single one
+    assert frame_size(CompressedImage(format="png", data=png_header(8000, 6000)), compressed=True) == (8000, 6000)
+    with pytest.raises(ValueError, match="too large to decode"):
+        frame_size(CompressedImage(format="png", data=png_header(30000, 30000)), compressed=True)
+    with pytest.raises(ValueError, match="no data"):
+        frame_size(CompressedImage(format="jpeg", data=b""), compressed=True)
+    with pytest.raises(ValueError, match="no readable image header"):
+        frame_size(CompressedImage(format="jpeg", data=b"\xff\xd8 garbage"), compressed=True)
+    assert frame_size(Image(width=7, height=3), compressed=False) == (7, 3)
+
+
+def test_undecodable_compressed_data_is_a_value_error_not_an_opencv_exception():
+    for data in (b"", b"\x89PNG\r\n\x1a\n" + b"\0" * 40, b"\xff\xd8\xff\xe0" + b"\0" * 40):
+        with pytest.raises(ValueError, match="could not be decoded"):
+            compressed_to_rgb(CompressedImage(format="png", data=data))
 
 
 # ---- joint states ---------------------------------------------------------------------------------------------
@@ -149,6 +172,37 @@ def test_a_clock_jump_back_forgets_the_merged_joints():
     buffer.put_joint_state(JointState(name=["a1", "a2", "a3"], position=[2.0] * 3), 1_000, 1_000)
     assert buffer.snapshot().joint_msg.stamp_ns == 1_000
     assert buffer.latest_measured() is None, "w1 belongs to the old timeline"
+
+
+def test_joints_the_node_does_not_use_are_not_stored():
+    buffer = InputBuffer(JointStateMapper(GROUPS), {})
+    extra = [f"finger_{i}" for i in range(5000)]
+    buffer.put_joint_state(JointState(name=["a1", "a2", "a3", "w1", *extra], position=[1.0] * 5004), 10, 10)
+    assert buffer.snapshot().joint_msg.name == ("a1", "a2", "a3", "w1")
+
+
+def test_a_joint_moving_faster_than_its_velocity_limit_is_reported():
+    buffer = InputBuffer(JointStateMapper(GROUPS), {"a1": 2.0, "a2": 2.0, "a3": 2.0, "w1": 1.0})
+    names = ["a1", "a2", "a3", "w1"]
+    assert buffer.put_joint_state(JointState(name=names, position=[0.0] * 4), 0, 0) is None
+    # 10 ms later: 0.06 rad is within 2 rad/s * 10 ms + the 0.05 rad noise allowance; 0.3 rad is not
+    assert buffer.put_joint_state(JointState(name=names, position=[0.06, 0, 0, 0]), 10_000_000, 10_000_000) is None
+    jump = buffer.put_joint_state(JointState(name=["a2"], position=[0.3]), 20_000_000, 20_000_000)
+    assert jump is not None and "a2 0.000 -> 0.300 rad in 10.0 ms" in jump
+    assert buffer.snapshot().joint_conflict == (20_000_000, jump)
+    # a slow move over a long gap is no jump
+    assert buffer.put_joint_state(JointState(name=["w1"], position=[0.9]), 1_020_000_000, 1_020_000_000) is None
+
+
+def test_freshness_is_the_older_of_stamp_and_arrival():
+    buffer = InputBuffer(JointStateMapper(GROUPS), {})
+    names = ["a1", "a2", "a3", "w1"]
+    buffer.put_joint_state(JointState(name=names, position=[0.0] * 4), stamp_ns=500, arrived_ns=400)
+    assert buffer.latest_joint_fresh_ns() == 400, "a stamp ahead of the node's clock cannot make it fresher"
+    buffer.put_image(Image(), 300, compressed=False, received_ns=0, arrived_ns=350)
+    assert buffer.latest_image_fresh_ns() == 300
+    buffer.reset()
+    assert buffer.latest_joint_fresh_ns() is None and buffer.latest_image_fresh_ns() is None
 
 
 @pytest.mark.parametrize(

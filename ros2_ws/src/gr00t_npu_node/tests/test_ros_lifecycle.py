@@ -1,13 +1,31 @@
-"""A failing configure (bad checkpoint path, bad config) is reported on /diagnostics and leaves the node up and
-unconfigured instead of crashing (a crash under a respawning launch is a crash loop)."""
+"""The node's lifecycle in this process: a failing configure (bad checkpoint path, bad config) is reported on
+/diagnostics and leaves the node up and unconfigured instead of crashing (a crash under a respawning launch is a
+crash loop); deactivating or stopping it while an inference is in flight holds at once and drops that chunk."""
 from __future__ import annotations
 
-import pytest
-from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
-from lifecycle_msgs.srv import GetState
+import threading
+import time
 
-from conftest import PACKAGE_ROOT
-from gr00t_npu_node.ros.node import Gr00tNode
+import pytest
+import yaml
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
+from lifecycle_msgs.msg import Transition
+from lifecycle_msgs.srv import ChangeState, GetState
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from sensor_msgs.msg import Image, JointState
+from std_msgs.msg import Header, String
+from trajectory_msgs.msg import JointTrajectory
+
+from conftest import PACKAGE_ROOT, wait_until, write_config
+from gr00t_npu_node.ros.node import Gr00tNode, spin
+
+LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+CONFIG = yaml.safe_load((PACKAGE_ROOT / "config" / "gr1.yaml").read_text())["/**"]["ros__parameters"]
+GROUPS = {g: CONFIG["joint_groups"][g] for g in CONFIG["policy_groups"]}
+
+
+def healthy_positions() -> dict[str, float]:
+    return {j: 0.0 for group in CONFIG["joint_groups"].values() for j in group["joints"]}
 
 
 @pytest.mark.parametrize(
@@ -45,3 +63,89 @@ def test_configure_failure_is_diagnosed_and_the_node_stays_up(ros_probe, name, o
         ros_probe.executor.remove_node(node)
         node.destroy_node()
         ros_probe.node.destroy_subscription(diagnostics.subscription)
+
+
+class BlockingPolicy:
+    """The real policy, whose `get_action` waits until the test lets it finish: an inference in flight."""
+
+    def __init__(self, policy):
+        self._policy = policy
+        self.entered = threading.Event()
+        self.release = threading.Event()
+
+    def __getattr__(self, name):
+        return getattr(self._policy, name)
+
+    def get_action(self, observation):
+        self.entered.set()
+        assert self.release.wait(60), "the test never released the inference"
+        return self._policy.get_action(observation)
+
+
+@pytest.mark.parametrize("stop_by", ["deactivate", "shutdown"])
+def test_stopping_during_an_inference_holds_at_once_and_the_chunk_never_leaves(
+    ros_probe, tiny_checkpoint, monkeypatch, tmp_path, stop_by
+):
+    import gr00t_npu_node.ros.node as node_module
+
+    policies: list[BlockingPolicy] = []
+    real_load = node_module.load_policy
+    monkeypatch.setattr(node_module, "load_policy", lambda p: policies.append(BlockingPolicy(real_load(p))) or policies[-1])
+    namespace = f"/inflight_{stop_by}"
+    config = write_config(tmp_path / "config.yaml", {"model_path": str(tiny_checkpoint)})
+    node = Gr00tNode(context=ros_probe.context, cli_args=["--ros-args", "-r", f"__ns:={namespace}", "--params-file",
+                                                          str(config)])
+    controllers = {
+        g: ros_probe.collect(JointTrajectory, f"{namespace}/{spec['controller']}/joint_trajectory")
+        for g, spec in GROUPS.items()
+    }
+    image_pub = ros_probe.publisher(Image, f"{namespace}/camera/image_raw", qos_profile_sensor_data)
+    joint_pub = ros_probe.publisher(JointState, f"{namespace}/joint_states", qos_profile_sensor_data)
+    ros_probe.publisher(String, f"{namespace}/instruction", LATCHED).publish(String(data="pick the pear"))
+    positions = healthy_positions()
+    stop_requested, feeding = threading.Event(), threading.Event()
+    spinner = threading.Thread(target=spin, args=(node, stop_requested), daemon=True)
+
+    def feed():
+        pixels = bytes(256 * 256 * 3)
+        while not feeding.wait(0.05):
+            stamp = ros_probe.node.get_clock().now().to_msg()
+            joint_pub.publish(JointState(header=Header(stamp=stamp), name=list(positions),
+                                         position=list(positions.values())))
+            image_pub.publish(Image(header=Header(stamp=stamp), height=256, width=256, encoding="rgb8", step=768,
+                                    data=pixels))
+
+    feeder = threading.Thread(target=feed, daemon=True)
+    spinner.start()
+    feeder.start()
+    try:
+        wait_until(lambda: policies and policies[0].entered.is_set(), 120, "the first inference to start")
+        policy = policies[0]
+        if stop_by == "deactivate":
+            client = ros_probe.node.create_client(ChangeState, f"{namespace}/gr00t_node/change_state")
+            assert client.wait_for_service(timeout_sec=20)
+            reply = client.call_async(ChangeState.Request(transition=Transition(id=Transition.TRANSITION_DEACTIVATE)))
+        else:
+            stop_requested.set()
+        holds = {g: c.wait_for(lambda m: len(m.points) == 1, timeout=5.0) for g, c in controllers.items()}
+        assert not policy.release.is_set() and all(holds.values()), "the holds went out while inference ran"
+        policy.release.set()
+        if stop_by == "deactivate":
+            wait_until(reply.done, 30, "the deactivation to finish")
+            assert reply.result().success
+        else:
+            spinner.join(30)
+            assert not spinner.is_alive()
+        time.sleep(0.5)  # a chunk wrongly published after the hold would arrive within this
+        for g, c in controllers.items():
+            assert all(len(m.points) == 1 for m in c.messages), f"{g}: the chunk in flight reached the controller"
+    finally:
+        for policy in policies:
+            policy.release.set()
+        feeding.set()
+        feeder.join()
+        stop_requested.set()
+        spinner.join(30)
+        node.destroy_node()
+        for c in controllers.values():
+            ros_probe.node.destroy_subscription(c.subscription)

@@ -72,6 +72,8 @@ def frame_size(msg, compressed: bool) -> tuple[int, int]:
     try:
         with PIL.Image.open(io.BytesIO(memoryview(msg.data))) as header:
             return header.size
+    except PIL.Image.DecompressionBombError as err:
+        raise ValueError(f"compressed image announces a frame too large to decode ({err})") from None
     except (OSError, ValueError, SyntaxError) as err:  # PIL's UnidentifiedImageError is an OSError
         raise ValueError(
             f"compressed image (format {msg.format!r}, {len(msg.data)} bytes) has no readable image header ({err}); "

@@ -250,7 +250,7 @@ class Gr00tNode(LifecycleNode):
         for qos in ANY_PUBLISHER_QOS:
             self._subscribe_input(
                 String, p.instruction_topic, qos, "instruction", MAX_INSTRUCTION_BYTES,
-                lambda msg, info: self._inputs.put_instruction(msg.data), on_malformed=self._on_bad_instruction,
+                self._on_instruction, on_malformed=self._on_bad_instruction,
             )
             self._add(self.create_subscription(
                 Bool, p.estop_topic, self._on_estop, qos, callback_group=self.safety_group,
@@ -302,6 +302,13 @@ class Gr00tNode(LifecycleNode):
     def _reject(self, source: str, problem: str) -> None:
         self._monitor.count(f"rejected_{source}_messages")
         self._monitor.fault(source, f"{problem}: dropped")
+
+    def _on_instruction(self, msg: String, info: dict) -> None:
+        if "\ufffd" in msg.data:  # rclpy decodes bytes that are not UTF-8 as U+FFFD: the text was corrupted
+            self._reject("instruction", f"the instruction on {self._params.instruction_topic} is not valid UTF-8")
+            self._on_bad_instruction("the instruction is not valid UTF-8")
+        else:
+            self._inputs.put_instruction(msg.data)
 
     def _on_bad_instruction(self, problem: str) -> None:
         self._inputs.put_instruction("", f"{problem}; publish the task as UTF-8 text")
