@@ -36,7 +36,6 @@ from gr00t_npu_node.bag.live import NODE_NAME, replay_into_node
 from gr00t_npu_node.bag.synth import write_synthetic_bag
 from gr00t_npu_node.cache import build_once, cache_dir
 from gr00t_npu_node.ros.messages import to_ns
-from gr00t_npu_node.ros.share import write_gr1_config
 
 NAMESPACE = "gr00t_demo"
 STARTUP_TIMEOUT_S = 90.0
@@ -123,9 +122,10 @@ class ChunkListener:
         self._context.try_shutdown()
 
 
-def _start_node(config: Path) -> subprocess.Popen:
+def _start_node() -> subprocess.Popen:
+    # use_sim_time: the bag's stamps are the bag's time, not the wall clock's.
     command = [sys.executable, "-m", "gr00t_npu_node.launch", "gr00t_gr1.launch.py",
-               f"namespace:={NAMESPACE}", f"config_file:={config}"]
+               f"namespace:={NAMESPACE}", "use_sim_time:=true"]
     node = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
     def relay() -> None:
@@ -166,8 +166,7 @@ def run(bag: Path | None, rate: float) -> int:
     started = time.monotonic()
     status = 0
     with tempfile.TemporaryDirectory(prefix="gr00t_demo_") as scratch:
-        # use_sim_time: the bag's stamps are the bag's time, not the wall clock's.
-        node = _start_node(write_gr1_config(Path(scratch) / "gr1_sim_time.yaml", use_sim_time=True))
+        node = _start_node()
         try:
             if not listener.wait_for(lambda: "policy" in listener.modes or node.poll() is not None,
                                      STARTUP_TIMEOUT_S):

@@ -8,8 +8,10 @@ SIGINT/SIGTERM are forwarded and the exit code is the worst of the children's.
 from __future__ import annotations
 
 import argparse
+import difflib
 import importlib.util
 import signal
+import sys
 import subprocess
 import tempfile
 import time
@@ -45,11 +47,37 @@ def load_launch_file(path: Path) -> ModuleType:
     return module
 
 
+def declared_arguments(path: Path, real_launch: bool) -> list[str]:
+    """The launch arguments the file declares, in order."""
+    if real_launch:
+        description = load_launch_file(path).generate_launch_description()
+    else:
+        with launch_subset.installed():
+            description = load_launch_file(path).generate_launch_description()
+    return [argument.name for argument in description.get_launch_arguments()]
+
+
+def check_arguments(path: Path, arguments: dict[str, str], declared: list[str]) -> None:
+    """ValueError naming each argument the file does not declare, the closest declared one and all of them."""
+    problems = []
+    for name in (n for n in arguments if n not in declared):
+        close = difflib.get_close_matches(name, declared, n=1)
+        problems.append(f"{name!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+    if problems:
+        raise ValueError(
+            f"unknown launch argument {', '.join(problems)}; {path.name} takes {', '.join(declared)}"
+        )
+
+
 def run_with_ros_launch(path: Path, arguments: dict[str, str]) -> int:
     """What `ros2 launch` does (ros2launch.api.launch_a_launch_file)."""
     import launch
 
-    service = launch.LaunchService(argv=[f"{k}:={v}" for k, v in arguments.items()])
+    # Interactive, launch leaves SIGINT to the terminal's process group; started by a supervisor or a test,
+    # nobody else would pass it on to the node.
+    service = launch.LaunchService(
+        argv=[f"{k}:={v}" for k, v in arguments.items()], noninteractive=not sys.stdin.isatty()
+    )
     service.include_launch_description(
         launch.LaunchDescription([
             launch.actions.IncludeLaunchDescription(
@@ -101,17 +129,18 @@ def main(argv: list[str] | None = None) -> int:
     launch_file = DEFAULT_LAUNCH_FILE
     if items and ":=" not in items[0]:
         launch_file, items = items[0], items[1:]
+    found = [name for name in ("launch", "launch_ros") if launch_subset.is_installed(name)]
+    if len(found) == 1:
+        parser.error(f"only {found[0]} of launch/launch_ros is installed: install both (ros-<distro>-launch-ros)")
+    real_launch = len(found) == 2
     try:
         path = find_launch_file(launch_file)
         arguments = parse_launch_arguments(items)
+        check_arguments(path, arguments, declared_arguments(path, real_launch))
     except (ValueError, FileNotFoundError) as err:
-        parser.error(str(err))
-    found = [name for name in ("launch", "launch_ros") if launch_subset.is_installed(name)]
-    if len(found) == 2:
-        return run_with_ros_launch(path, arguments)
-    if found:
-        parser.error(f"only {found[0]} of launch/launch_ros is installed: install both (ros-<distro>-launch-ros)")
-    return run_with_subset(path, arguments)
+        print(f"{parser.prog}: {err}", file=sys.stderr)
+        return 2
+    return run_with_ros_launch(path, arguments) if real_launch else run_with_subset(path, arguments)
 
 
 if __name__ == "__main__":

@@ -29,6 +29,9 @@ def generate_launch_description():
             description="parameter file of the node (joint groups, limits, topics, timing)",
         ),
         DeclareLaunchArgument("namespace", default_value="", description="namespace of the node and its topics"),
+        DeclareLaunchArgument(
+            "use_sim_time", default_value="false", description="true: follow /clock (bag replay, simulation)"
+        ),
     ]
     node = Node(
         package="gr00t_npu_node",
@@ -42,6 +45,7 @@ def generate_launch_description():
                 "model_path": ParameterValue(LaunchConfiguration("model_path"), value_type=str),
                 "tokenizer_path": ParameterValue(LaunchConfiguration("tokenizer_path"), value_type=str),
                 "device": ParameterValue(LaunchConfiguration("device"), value_type=str),
+                "use_sim_time": ParameterValue(LaunchConfiguration("use_sim_time"), value_type=bool),
             },
         ],
     )

@@ -226,9 +226,12 @@ def launch_gr00t_node(ros_isolation, tmp_path_factory):
 
     def launch(overrides: dict[str, Any], *, namespace: str = "", model_path: Optional[Path] = None) -> NodeProcess:
         folder = tmp_path_factory.mktemp("gr00t_node")
+        overrides = dict(overrides)
+        use_sim_time = overrides.pop("use_sim_time", False)  # a launch argument, which overrides the config file
         config = write_config(folder / "config.yaml", overrides)
         command = [sys.executable, "-m", "gr00t_npu_node.launch", "gr00t_gr1.launch.py", f"config_file:={config}"]
-        command += [f"namespace:={namespace}", f"model_path:={model_path or ''}"]
+        command += [f"namespace:={namespace}", f"model_path:={model_path or ''}",
+                    f"use_sim_time:={str(use_sim_time).lower()}"]
         env = dict(ros_isolation, XDG_CACHE_HOME=str(folder / "cache"))
         process = NodeProcess(command, env, folder / "node.log")
         started.append(process)

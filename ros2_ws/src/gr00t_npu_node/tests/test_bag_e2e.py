@@ -47,3 +47,21 @@ def test_replayed_episode_commands_follow_the_cadence_limits_and_clock(tmp_path,
     report = score_live_run(run, episode, layout, horizon=HORIZON, wall_seconds=0.0)
     assert report.chunks == check.chunks and report.mode == "live"
     assert all(value is not None for value in report.mae_by_group.values())
+
+
+def test_replaying_the_same_episode_twice_into_one_node_gives_the_same_chunks(tmp_path, shared_data, gr00t_node):
+    """The second replay starts the node's sim clock over: the node restarts its timeline instead of waiting for
+    a chunk due at the first replay's time."""
+    layout = load_joint_layout()
+    bag = convert_dataset(shared_data / "gr1.PickNPlace", tmp_path / "replayed", layout, episodes=[0],
+                          max_seconds=SECONDS)[0].path
+    chunks = []
+    for replay in range(2):
+        run = replay_into_node(bag, tmp_path / f"commands_{replay}", layout, namespace=NAMESPACE, rate=RATE,
+                               start_timeout=150.0)
+        check = check_replay(read_command_log(run.recorded, run.command_topics), run.camera_stamps, layout,
+                             horizon=HORIZON, clock_slack_ns=clock_slack_ns(RATE))
+        assert check.problems == [], f"replay {replay}: " + "\n".join(check.problems) + gr00t_node.log()[-6000:]
+        chunks.append(check.chunks)
+    assert min(chunks) >= 5 and abs(chunks[0] - chunks[1]) <= 1, chunks
+    assert "the clock went back" in gr00t_node.log()

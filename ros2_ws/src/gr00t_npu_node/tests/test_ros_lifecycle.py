@@ -3,8 +3,11 @@
 crash loop); deactivating or stopping it while an inference is in flight holds at once and drops that chunk."""
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 import time
+from pathlib import Path
 
 import pytest
 import yaml
@@ -18,6 +21,7 @@ from trajectory_msgs.msg import JointTrajectory
 
 from conftest import PACKAGE_ROOT, wait_until, write_config
 from gr00t_npu_node.ros.node import Gr00tNode, spin
+from gr00t_npu_node.ros.params import SCALAR_DEFAULTS
 
 LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
 CONFIG = yaml.safe_load((PACKAGE_ROOT / "config" / "gr1.yaml").read_text())["/**"]["ros__parameters"]
@@ -64,6 +68,37 @@ def test_configure_failure_is_diagnosed_and_the_node_stays_up(ros_probe, name, o
         node.destroy_node()
         ros_probe.node.destroy_subscription(diagnostics.subscription)
 
+
+def test_gr00t_node_help_lists_every_parameter_and_exits_0():
+    script = Path(sys.executable).parent / "gr00t_node"
+    for flag in ("--help", "-h"):
+        result = subprocess.run([str(script), flag], capture_output=True, text=True, timeout=60)
+        assert result.returncode == 0, result.stderr
+        lines = result.stdout.splitlines()
+        assert lines[0].startswith("usage: gr00t_node")
+        for name, (default, _) in SCALAR_DEFAULTS.items():
+            assert any(line.split()[:2] == [name, repr(default)] for line in lines), name
+
+
+def test_misspelled_parameters_are_reported_with_the_closest_known_name(ros_probe, tmp_path):
+    namespace = "/lifecycle_typos"
+    config = write_config(tmp_path / "config.yaml", {"max_observaton_age": 0.5, "joint_groups.waist.velocity_maxx": 1})
+    cli = ["--ros-args", "-r", f"__ns:={namespace}", "--params-file", str(config), "-p", "diagnostics_period:=0.1",
+           "-p", "model_path:=/nonexistent", "-p", "dry_rn:=true"]
+    diagnostics = ros_probe.collect(DiagnosticArray, "/diagnostics")
+    node = Gr00tNode(context=ros_probe.context, cli_args=cli)
+    try:
+        node.autostart()
+        ros_probe.executor.add_node(node)
+        array = diagnostics.wait_for(lambda a: any("max_observaton_age" in s.message for s in a.status))
+        (message,) = [s.message for s in array.status if "max_observaton_age" in s.message]
+        for typo, meant in [("max_observaton_age", "max_observation_age"), ("dry_rn", "dry_run"),
+                            ("joint_groups.waist.velocity_maxx", "joint_groups.waist.velocity_max")]:
+            assert f"{typo} (did you mean {meant}?)" in message, message
+    finally:
+        ros_probe.executor.remove_node(node)
+        node.destroy_node()
+        ros_probe.node.destroy_subscription(diagnostics.subscription)
 
 class BlockingPolicy:
     """The real policy, whose `get_action` waits until the test lets it finish: an inference in flight."""

@@ -93,17 +93,20 @@ def substitute(value: Any, context: LaunchContext) -> str:
 def _parameter_value(value: Any, context: LaunchContext) -> Any:
     if isinstance(value, ParameterValue):
         text = substitute(value.value, context)
-        return value.value_type(text) if value.value_type is not None else yaml.safe_load(text)
+        if value.value_type is str:
+            return text
+        parsed = yaml.safe_load(text)
+        if value.value_type is not None and not isinstance(parsed, value.value_type):
+            raise ValueError(f"{text!r} is not a {value.value_type.__name__} (true/false, a number, ...)")
+        return parsed
     if isinstance(value, (str, LaunchConfiguration)):
         return yaml.safe_load(substitute(value, context))
     return value
 
 
 def resolve_launch_configurations(description: LaunchDescription, cli: dict[str, str]) -> LaunchContext:
+    """The launch configurations; `cli` holds only declared arguments (the runner checks them first)."""
     declared = {a.name: a for a in description.get_launch_arguments()}
-    unknown = sorted(set(cli) - set(declared))
-    if unknown:
-        raise ValueError(f"unknown launch argument(s) {unknown}; this file declares {sorted(declared)}")
     values = {}
     for name, argument in declared.items():
         value = cli.get(name, argument.default_value)

@@ -25,6 +25,7 @@ a size cap, so a huge or malformed message is a counted fault, never an exceptio
 from __future__ import annotations
 
 import signal
+import sys
 import threading
 import time
 import traceback
@@ -48,10 +49,17 @@ from trajectory_msgs.msg import JointTrajectory
 
 from gr00t_npu_node.ros import messages
 from gr00t_npu_node.ros.executors import ExcludingExecutor, GroupExecutor
-from gr00t_npu_node.ros.inputs import InputBuffer
+from gr00t_npu_node.ros.inputs import CLOCK_JUMP_NS, InputBuffer
 from gr00t_npu_node.ros.joint_map import JointStateMapper
 from gr00t_npu_node.ros.monitor import ERROR, Monitor
-from gr00t_npu_node.ros.params import NodeParams, declare_scalar, group_joints, read_params
+from gr00t_npu_node.ros.params import (
+    NodeParams,
+    declare_scalar,
+    describe_parameters,
+    group_joints,
+    read_params,
+    unknown_parameters,
+)
 from gr00t_npu_node.ros.policy_loader import load_policy
 from gr00t_npu_node.ros.safety import CommandTiming, SafetyGate
 from gr00t_npu_node.ros.worker import InferenceWorker
@@ -92,6 +100,7 @@ class Gr00tNode(LifecycleNode):
         self._last_rx_ns: dict[str, int] = {}
         self._rate_base: tuple[float, int, int] = (time.monotonic(), 0, 0)
         self._mode_lock = threading.Lock()
+        self._last_now_ns = 0
         self.safety_group = MutuallyExclusiveCallbackGroup()
 
         declare_scalar(self, "autostart")
@@ -171,6 +180,7 @@ class Gr00tNode(LifecycleNode):
 
     def _configure(self) -> None:
         p = self._params = read_params(self)
+        self._report_unknown_parameters()
         started = time.monotonic()
         policy = load_policy(p)
         loaded = time.monotonic()
@@ -211,6 +221,17 @@ class Gr00tNode(LifecycleNode):
         self._add(self.create_timer(
             WATCHDOG_S, self._watchdog, callback_group=self.safety_group, clock=Clock(clock_type=ClockType.STEADY_TIME)
         ))
+
+    def _report_unknown_parameters(self) -> None:
+        # rclpy keeps the params files' and -p values in `_parameter_overrides` and offers no public accessor for
+        # those nobody declared, which is exactly what a misspelled parameter is.
+        given = getattr(self, "_parameter_overrides", {})
+        declared = self.list_parameters([], 0).names
+        unknown = unknown_parameters(given, declared)
+        if unknown:
+            self._monitor.fault("parameters", f"ignored, gr00t_node has no parameter {'; '.join(unknown)}")
+        else:
+            self._monitor.clear("parameters")
 
     def _check_policy(self, policy, p: NodeParams) -> None:
         if len(policy.video_keys) != 1:
@@ -424,11 +445,15 @@ class Gr00tNode(LifecycleNode):
         return response
 
     def _watchdog(self) -> None:
-        """Heartbeat timeouts (e-stop, policy enable, teleop) and stale policy inputs, checked every WATCHDOG_S."""
+        """Heartbeat timeouts (e-stop, policy enable, teleop), stale policy inputs, joints outside their limits
+        and the clock going back, checked every WATCHDOG_S."""
         p, gate = self._params, self._gate
         if self._lifecycle != "active":
             return
         now = self._now_ns()
+        if now < self._last_now_ns - CLOCK_JUMP_NS:
+            self._restart_timeline(self._last_now_ns, now)
+        self._last_now_ns = now
 
         def silent_for(key: str) -> float:
             return (now - self._last_rx_ns.get(key, now)) * 1e-9
@@ -448,6 +473,18 @@ class Gr00tNode(LifecycleNode):
             self._hold_if_stale("camera", self._inputs.latest_image_fresh_ns(), now)
             self._hold_if_stale("joint_states", self._inputs.latest_joint_fresh_ns(), now)
         gate.check_measured_limits()
+
+    def _restart_timeline(self, before_ns: int, now_ns: int) -> None:
+        """The clock went back (a bag replayed again, --loop, a simulation reset): the inputs, the chunk schedule
+        and the heartbeats belong to the old timeline, and a chunk computed from them must not go out."""
+        self._monitor.count("clock_jumps_back")
+        self.get_logger().warning(
+            f"the clock went back {(before_ns - now_ns) * 1e-9:.3f} s: inputs, chunk schedule and heartbeats restart"
+        )
+        self._gate.supersede_chunks()
+        self._inputs.reset()
+        self._worker.restart_schedule()
+        self._last_rx_ns = {key: now_ns for key in self._last_rx_ns}
 
     def _hold_if_stale(self, source: str, fresh_ns: Optional[int], now_ns: int) -> None:
         """`fresh_ns`: the older of the input's stamp and its arrival; None: never received (nothing was
@@ -495,7 +532,7 @@ class Gr00tNode(LifecycleNode):
                 "rejected_instructions": c["rejected_instruction_messages"],
                 "rejected_teleop": c["rejected_teleop"] + c["rejected_teleop_messages"],
             }),
-            m.status(f"{name}: policy", model, ("lifecycle", "policy", "node"), {
+            m.status(f"{name}: policy", model, ("lifecycle", "parameters", "policy", "node"), {
                 "lifecycle": self._lifecycle,
                 "model": model,
                 "device": p.device if p else "",
@@ -506,6 +543,7 @@ class Gr00tNode(LifecycleNode):
                 "node_overhead_p95_ms": overhead[1] if overhead else "n/a",
                 "chunks_published": c["chunks_published"],
                 "late_chunks": c["late_chunks"],
+                "clock_jumps_back": c["clock_jumps_back"],
                 "inference_errors": c["inference_errors"],
             }),
             m.status(f"{name}: safety", name, ("estop", "policy_enable", "safety", "joint_limits", "mode"), {
@@ -535,6 +573,13 @@ def _shortened(text: str, limit: int = 120) -> str:
 
 
 def main(args: Optional[list[str]] = None) -> int:
+    argv = sys.argv[1:] if args is None else args
+    own = argv[: argv.index("--ros-args")] if "--ros-args" in argv else argv
+    if "-h" in own or "--help" in own:
+        print(f"usage: gr00t_node [--ros-args --params-file FILE -p NAME:=VALUE ...]\n\n{__doc__.split(chr(10))[0]}\n\n"
+              f"Parameters (name, default, meaning; the package's config/gr1.yaml sets them for the GR1):\n"
+              f"{describe_parameters()}")
+        return 0
     # rclpy's own SIGINT handler shuts the context down before a hold could be commanded, and an exception raised
     # by a Python handler can surface inside rclpy's C++ calls; so a signal only sets a flag the loop checks.
     stop_requested = threading.Event()

@@ -5,8 +5,9 @@ Scalar parameters and their defaults are listed in `SCALAR_DEFAULTS`; per-group 
 """
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Iterable
 
 import numpy as np
 from rcl_interfaces.msg import ParameterDescriptor
@@ -39,8 +40,8 @@ SCALAR_DEFAULTS: dict[str, tuple[Any, str]] = {
     "image_width": (256, "camera frame width in pixels: the policy is warmed up (graph-compiled) for it"),
     "image_height": (256, "camera frame height in pixels: the policy is warmed up (graph-compiled) for it"),
     "joint_states_topic": ("joint_states", "sensor_msgs/JointState by joint name; partial messages are merged"),
-    "instruction_topic": ("instruction", "std_msgs/String, latched (transient local)"),
-    "estop_topic": ("estop", "std_msgs/Bool, latched; true = emergency stop (only holds are published)"),
+    "instruction_topic": ("instruction", "std_msgs/String, latched (volatile publishers are heard too)"),
+    "estop_topic": ("estop", "std_msgs/Bool from any publisher QoS; true = emergency stop (only holds go out)"),
     "estop_timeout": (0.0, "s; > 0: the e-stop engages when no e-stop message arrives for this long (heartbeat)"),
     "policy_enable_topic": ("", "std_msgs/Bool; non-empty: the policy only commands while it is true (deadman)"),
     "policy_enable_timeout": (0.0, "s; > 0: policy enable lapses when no message arrives for this long"),
@@ -49,6 +50,18 @@ SCALAR_DEFAULTS: dict[str, tuple[Any, str]] = {
 }
 
 GROUP_ARRAYS = ("position_min", "position_max", "velocity_max")
+# joint_groups.<group>.<key>: key -> meaning
+GROUP_PARAMETERS = {
+    "joints": "joint names in the model's order (state-only groups: just this, so recorded states map by name)",
+    "controller": "controller name: commands go to <controller>/joint_trajectory",
+    "topic": "command topic, instead of <controller>/joint_trajectory",
+    "teleop_topic": "teleop input (default teleop/<controller>/joint_trajectory)",
+    "position_min": "rad, one per joint",
+    "position_max": "rad, one per joint",
+    "velocity_max": "rad/s, one per joint",
+}
+# Declared by rclpy itself on every node.
+RCLPY_PARAMETERS = ("use_sim_time", "start_type_description_service")
 
 
 @dataclass(frozen=True)
@@ -131,6 +144,31 @@ def group_joints(node: Node, group: str) -> tuple[str, ...]:
     if len(set(joints)) != len(joints):
         raise ValueError(f"parameter {name} names a joint twice: {list(joints)}")
     return tuple(joints)
+
+
+def describe_parameters() -> str:
+    """Every parameter with its default and meaning, for `gr00t_node --help`."""
+    rows = [(name, repr(default), meaning) for name, (default, meaning) in SCALAR_DEFAULTS.items()]
+    rows.append(("policy_groups", "(required)", "the commanded joint groups, in order"))
+    rows += [(f"joint_groups.<group>.{key}", "", meaning) for key, meaning in GROUP_PARAMETERS.items()]
+    rows.append(("use_sim_time", "False", "rclpy's: follow /clock (bag replay, simulation)"))
+    name_width, default_width = (max(len(row[i]) for row in rows) + 2 for i in (0, 1))
+    return "\n".join(f"  {name:<{name_width}}{default:<{default_width}}{meaning}" for name, default, meaning in rows)
+
+
+def unknown_parameters(given: Iterable[str], declared: Iterable[str]) -> list[str]:
+    """One line per parameter in `given` (what the params files and -p set) that the node does not take, with the
+    closest name it does take: a misspelled parameter is otherwise silently ignored."""
+    declared = set(declared)
+    known = declared | set(SCALAR_DEFAULTS) | set(RCLPY_PARAMETERS) | {"policy_groups"}
+    problems = []
+    for name in sorted(set(given) - known):
+        parts = name.split(".")
+        if name.startswith("qos_overrides.") or (len(parts) == 3 and parts[0] == "joint_groups" and parts[2] in GROUP_PARAMETERS):
+            continue
+        close = difflib.get_close_matches(name, sorted(known), n=1)
+        problems.append(f"{name} (did you mean {close[0]}?)" if close else name)
+    return problems
 
 
 def _read_group(node: Node, group: str) -> JointGroup:

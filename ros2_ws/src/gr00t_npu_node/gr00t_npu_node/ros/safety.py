@@ -402,6 +402,11 @@ class SafetyGate:
             velocities[keep] if velocities is not None else None,
         )
 
+    def supersede_chunks(self) -> None:
+        """Chunks computed so far are not published (their inputs are no longer valid); nothing is commanded."""
+        with self._lock:
+            self._epoch += 1
+
     def hold(self, reason: str, groups: Sequence[str] | None = None) -> bool:
         """Command each group not already holding to stay at its measured position; interrupts the policy."""
         with self._lock:

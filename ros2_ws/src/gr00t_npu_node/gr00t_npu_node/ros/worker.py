@@ -82,6 +82,12 @@ class InferenceWorker:
             self._thread.join()
             self._thread = None
 
+    def restart_schedule(self) -> None:
+        """Start over as on activation (the clock went back: the next inference was due at a time that may be far
+        ahead now): the next cycle waits for an image of the new timeline."""
+        self._next_due_ns = 0
+        self._last_seq = self._inputs.image_seq
+
     def _run(self) -> None:
         while self._wait_for_trigger():
             try:
