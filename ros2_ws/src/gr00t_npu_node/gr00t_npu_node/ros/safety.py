@@ -1,14 +1,19 @@
 """The only writer to the joint controllers. Every outgoing command (policy chunk, teleop forward, hold) goes
-through `SafetyGate`, which owns the controller publishers (no other object has them) and enforces, under one
-lock:
+through `SafetyGate`, which owns the controller publishers (no other object has them) and enforces:
 
-* authority: lifecycle active, the mode (teleop / policy / hold), the e-stop latch, the policy-enable deadman,
-  and an *epoch* that every interruption advances, so a chunk computed before a hold, mode switch or e-stop is
-  discarded instead of published after it;
+* authority, under one lock: lifecycle active, the mode (teleop / policy / hold), the e-stop latch, the
+  policy-enable deadman, and an *epoch* that every interruption advances, so a chunk computed before a hold,
+  mode switch or e-stop is discarded instead of published after it (limits are computed outside the lock, so an
+  e-stop never waits for them);
 * NaN/inf never leave (the chunk or teleop message is dropped and counted);
-* per-joint position limits (clamp and count) and velocity limits: each segment between consecutive points
-  (the first from the measured position) moves at most `velocity_max * dt`, and velocities are clamped to
-  `velocity_max` (count);
+* time as a joint_trajectory_controller applies it: points already due when the command can reach the
+  controller are dropped (never turned into a move in no time); a command stamped further ahead of the node's
+  clock than `max_clock_skew` is refused;
+* per-joint position limits (clamp and count) and velocity limits: each segment between consecutive points, the
+  first from the measured position over the time actually left until it is due, moves at most
+  `velocity_max * dt`, and velocities are clamped to `velocity_max` (count). A joint measured outside its
+  limits is never commanded further out and comes back no faster than its velocity limit; a hold leaves it
+  where it is;
 * `dry_run`: everything is computed and counted but nothing reaches a controller.
 
 Velocities are finite differences of the limited positions (central, the first point from the measured
