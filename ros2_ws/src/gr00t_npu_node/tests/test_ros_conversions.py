@@ -222,22 +222,23 @@ def test_steps_already_due_are_skipped_and_the_start_moves_with_them():
     assert steps_in_past(0, 0, step) == 0
     assert steps_in_past(0, int(0.049e9), step) == 0
     assert steps_in_past(0, int(0.05e9), step) == 1
-    actions = {"arm": np.arange(16 * 3, dtype=np.float32).reshape(16, 3)}
-    plan = plan_chunk(actions, observation_stamp_ns=1_000_000_000, now_ns=1_000_000_000 + int(0.125e9), step_s=step,
-                      measured={"arm": np.zeros(3)}, handover_steps=None)
+    chunk = np.arange(16 * 3, dtype=np.float64).reshape(16, 3)
+    plan = plan_chunk(chunk, observation_stamp_ns=1_000_000_000, now_ns=1_000_000_000 + int(0.125e9), step_s=step,
+                      measured=np.zeros(3), handover_steps=None)
     assert plan.skipped_steps == 2 and plan.num_points == 14
     assert plan.start_ns == 1_000_000_000 + int(0.1e9), "kept step j is still due at its original time"
-    np.testing.assert_array_equal(plan.positions["arm"], actions["arm"][2:])
-    assert plan_chunk(actions, observation_stamp_ns=0, now_ns=int(0.8e9), step_s=step, measured={"arm": np.zeros(3)}, handover_steps=None) is None
+    np.testing.assert_array_equal(plan.positions, chunk[2:])
+    assert plan_chunk(chunk, observation_stamp_ns=0, now_ns=int(0.8e9), step_s=step, measured=np.zeros(3),
+                      handover_steps=None) is None
 
 
 def test_handover_starts_at_the_measured_position_and_blends_in():
-    actions = {"arm": np.ones((16, 3), np.float32)}
-    measured = {"arm": np.array([-1.0, 0.0, 2.0])}
-    plan = plan_chunk(actions, observation_stamp_ns=0, now_ns=0, step_s=0.05, measured=measured, handover_steps=4)
-    q = plan.positions["arm"]
-    np.testing.assert_array_equal(q[0], measured["arm"])
-    np.testing.assert_allclose(q[2], 0.5 * measured["arm"] + 0.5)
+    measured = np.array([-1.0, 0.0, 2.0])
+    plan = plan_chunk(np.ones((16, 3)), observation_stamp_ns=0, now_ns=0, step_s=0.05, measured=measured,
+                      handover_steps=4)
+    q = plan.positions
+    np.testing.assert_array_equal(q[0], measured)
+    np.testing.assert_allclose(q[2], 0.5 * measured + 0.5)
     np.testing.assert_array_equal(q[4:], 1.0)
 
 

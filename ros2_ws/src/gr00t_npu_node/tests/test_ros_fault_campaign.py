@@ -12,29 +12,23 @@ from __future__ import annotations
 import re
 import threading
 import time
-from pathlib import Path
 from typing import Callable, Optional
 
 import cv2
 import numpy as np
 import pytest
-import yaml
 from builtin_interfaces.msg import Duration
-from diagnostic_msgs.msg import DiagnosticArray
 from lifecycle_msgs.msg import Transition
-from lifecycle_msgs.srv import ChangeState
-from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import CompressedImage, Image, JointState
 from std_msgs.msg import Bool, Header, String
-from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
-from conftest import PACKAGE_ROOT, wait_until
 from crafted import png_header, string_cdr
-from invariants import GroupSpec, InvariantChecker, is_hold
+from invariants import InvariantChecker
+from node_rig import GROUPS, IMAGE, LATCHED, SPECS, NodeRig, healthy_positions, is_policy, ros_time
 
 NS = "/campaign"
-NODE = f"{NS}/gr00t_node"
 RATE_HZ = 20.0
 STEP_S = 1.0 / RATE_HZ
 MAX_AGE_S = 0.3
@@ -50,292 +44,16 @@ OVERRIDES = {
     "diagnostics_period": 0.1,
     "compressed_image_topic": "camera/image_raw/compressed",
 }
-LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
-VOLATILE = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
-BEST_EFFORT = QoSProfile(depth=10, reliability=ReliabilityPolicy.BEST_EFFORT)
-CONFIG = yaml.safe_load((PACKAGE_ROOT / "config" / "gr1.yaml").read_text())["/**"]["ros__parameters"]
-GROUPS = {g: CONFIG["joint_groups"][g] for g in CONFIG["policy_groups"]}
-SPECS = {
-    g: GroupSpec(tuple(s["joints"]), *(np.array(s[k], float) for k in ("position_min", "position_max", "velocity_max")))
-    for g, s in GROUPS.items()
-}
-INSTRUCTION = "pick the pear from the counter and place it in the plate"
-IMAGE = 256
-
-
-def healthy_positions() -> dict[str, float]:
-    positions = {}
-    for group in CONFIG["joint_groups"].values():
-        lo = group.get("position_min", [-0.5] * len(group["joints"]))
-        hi = group.get("position_max", [0.5] * len(group["joints"]))
-        for k, (joint, a, b) in enumerate(zip(group["joints"], lo, hi)):
-            positions[joint] = a + (b - a) * (0.4 + 0.03 * k)
-    return positions
-
-
-class Feeder:
-    """The robot: joint states at 100 Hz and a camera at 25 Hz, stamped with the probe's clock. Scenarios change
-    `positions`, switch streams off, offset stamps or replace messages through the hooks."""
-
-    def __init__(self, probe, checker: InvariantChecker):
-        self.probe = probe
-        self.checker = checker
-        self.image_pub = probe.publisher(Image, f"{NS}/camera/image_raw", qos_profile_sensor_data)
-        self.joint_pub = probe.publisher(JointState, f"{NS}/joint_states", qos_profile_sensor_data)
-        pixels = np.random.default_rng(1).integers(0, 256, (IMAGE, IMAGE, 3), np.uint8)
-        self.pixels = pixels
-        self._image_bytes = pixels.tobytes()
-        self._lock = threading.Lock()
-        self.reset()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def reset(self) -> None:
-        with self._lock:
-            self.positions = healthy_positions()
-            self.camera_on = True
-            self.joints_on = True
-            self.joint_stamp_offset_s = 0.0
-            self.image_stamp_offset_s = 0.0
-            self.image_hook: Optional[Callable[[Image], Image]] = None
-            self.joint_hook: Optional[Callable[[JointState], list[JointState]]] = None
-        self.checker.measured(self.positions)
-
-    def set_position(self, joint: str, value: float) -> None:
-        with self._lock:
-            self.positions = {**self.positions, joint: value}
-        self.checker.measured(self.positions)
-
-    def measured(self, group: str) -> np.ndarray:
-        return np.array([self.positions[j] for j in GROUPS[group]["joints"]])
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join()
-
-    def image(self, stamp) -> Image:
-        msg = Image(height=IMAGE, width=IMAGE, encoding="rgb8", step=IMAGE * 3, data=self._image_bytes)
-        msg.header.stamp = stamp
-        return msg
-
-    def _stamp(self, offset_s: float):
-        return self.probe.node.get_clock().now().to_msg() if not offset_s else _ros_time(
-            self.probe.now_ns() + int(offset_s * 1e9)
-        )
-
-    def _run(self) -> None:
-        tick = 0
-        while not self._stop.wait(0.01):
-            tick += 1
-            with self._lock:
-                joints_on, camera_on, positions = self.joints_on, self.camera_on and tick % 4 == 0, self.positions
-                joint_hook, image_hook = self.joint_hook, self.image_hook
-                joint_offset, image_offset = self.joint_stamp_offset_s, self.image_stamp_offset_s
-            if joints_on:
-                msg = JointState(header=Header(stamp=self._stamp(joint_offset)), name=list(positions),
-                                 position=list(positions.values()))
-                for out in (joint_hook(msg) if joint_hook else [msg]):
-                    self.joint_pub.publish(out)
-            if camera_on:
-                msg = self.image(self._stamp(image_offset))
-                self.image_pub.publish(image_hook(msg) if image_hook else msg)
-
-
-def _ros_time(ns: int):
-    from builtin_interfaces.msg import Time
-
-    return Time(sec=ns // 1_000_000_000, nanosec=ns % 1_000_000_000)
-
-
-class Controller:
-    """One controller topic: every message is checked on arrival and kept with its wall-clock receive time."""
-
-    def __init__(self, probe, group: str, checker: InvariantChecker):
-        self.group = group
-        self.checker = checker
-        self.messages: list = []
-        self.received_ns: list[int] = []
-        self._cond = threading.Condition()
-        topic = f"{NS}/{GROUPS[group]['controller']}/joint_trajectory"
-        self.subscription = probe.node.create_subscription(JointTrajectory, topic, self._on_message, 10)
-
-    def _on_message(self, msg, info: dict) -> None:
-        received = info["received_timestamp"]  # the middleware's receipt: not delayed by this process's GIL
-        self.checker.check(self.group, msg, received)
-        with self._cond:
-            self.messages.append(msg)
-            self.received_ns.append(received)
-            self._cond.notify_all()
-
-    def mark(self) -> int:
-        with self._cond:
-            return len(self.messages)
-
-    def wait_for(self, predicate, since: int, timeout: float) -> tuple[object, int]:
-        """(message, receive time in ns) of the first message from index `since` on satisfying `predicate`."""
-        deadline = time.monotonic() + timeout
-        with self._cond:
-            while True:
-                for i in range(since, len(self.messages)):
-                    if predicate(self.messages[i]):
-                        return self.messages[i], self.received_ns[i]
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise AssertionError(
-                        f"{self.group}: no matching trajectory within {timeout} s ({len(self.messages) - since} others)"
-                    )
-                self._cond.wait(remaining)
-
-    def since(self, index: int) -> list:
-        with self._cond:
-            return list(self.messages[index:])
-
-
-def held(msg) -> bool:
-    return is_hold(msg, STEP_S)
-
-
-def is_policy(msg) -> bool:
-    return msg.header.stamp.sec != 0 or msg.header.stamp.nanosec != 0
-
-
-class Campaign:
-    def __init__(self, probe, process):
-        self.probe = probe
-        self.process = process
-        self.checker = InvariantChecker(SPECS)
-        self.feeder = Feeder(probe, self.checker)
-        self.controllers = {g: Controller(probe, g, self.checker) for g in GROUPS}
-        self.diagnostics = probe.collect(DiagnosticArray, "/diagnostics", 50)
-        self.mode_topic = probe.collect(String, f"{NODE}/mode", LATCHED)
-        self.instruction = probe.publisher(String, f"{NS}/instruction", LATCHED)
-        self.instruction_volatile = probe.publisher(String, f"{NS}/instruction", VOLATILE)
-        self.estop_pubs = {
-            "latched": probe.publisher(Bool, f"{NS}/estop", LATCHED),
-            "volatile": probe.publisher(Bool, f"{NS}/estop", VOLATILE),
-            "best_effort": probe.publisher(Bool, f"{NS}/estop", BEST_EFFORT),
-        }
-        self.teleop = {
-            g: probe.publisher(JointTrajectory, f"{NS}/teleop/{s['controller']}/joint_trajectory", 10)
-            for g, s in GROUPS.items()
-        }
-        self.compressed = probe.publisher(CompressedImage, f"{NS}/camera/image_raw/compressed", qos_profile_sensor_data)
-        self.estop_latencies_s: list[float] = []
-        self.memory_mb: dict[str, float] = {}
-
-    # ---- plumbing -----------------------------------------------------------------------------------------
-    def start(self) -> None:
-        self.feeder.start()
-        self.instruction.publish(String(data=INSTRUCTION))
-
-        def active() -> bool:
-            self.process.assert_running()
-            return bool(self.mode_topic.messages) and self.mode_topic.messages[-1].data == "policy"
-
-        wait_until(active, 120, "gr00t_node to configure and activate")
-        for publisher in (*self.estop_pubs.values(), *self.teleop.values(), self.compressed, self.instruction_volatile):
-            self.probe.wait_for_subscribers(publisher)
-        self.checker.mode("policy")
-
-    def marks(self) -> dict[str, int]:
-        return {g: c.mark() for g, c in self.controllers.items()}
-
-    def call(self, srv_type, name: str, request):
-        return self.probe.call(srv_type, f"{NODE}/{name}", request)
-
-    def set_mode(self, mode: str) -> bool:
-        ok = self.call(ChangeState, "set_mode", ChangeState.Request(transition=Transition(label=mode))).success
-        if ok:
-            self.checker.mode(mode)
-        return ok
-
-    def release_estop(self) -> None:
-        for publisher in self.estop_pubs.values():
-            publisher.publish(Bool(data=False))
-        wait_until(lambda: self.call(Trigger, "resume", Trigger.Request()).success, 10, "~/resume to succeed")
-        self.checker.estop_resumed()
-
-    def healthy(self) -> None:
-        """Clean inputs, e-stop released, policy mode, and a chunk flowing again."""
-        self.feeder.reset()
-        self.instruction.publish(String(data=INSTRUCTION))
-        self.release_estop()
-        assert self.set_mode("policy")
-        self.policy_chunk(timeout=15.0)
-
-    def policy_chunk(self, since: Optional[dict[str, int]] = None, timeout: float = 10.0) -> dict:
-        since = since or self.marks()
-        return {g: c.wait_for(is_policy, since[g], timeout)[0] for g, c in self.controllers.items()}
-
-    def holds(self, since: dict[str, int], timeout: float = 5.0) -> dict[str, int]:
-        """Receive time (ns) of each group's first hold from `since` on."""
-        return {g: c.wait_for(held, since[g], timeout)[1] for g, c in self.controllers.items()}
-
-    def no_policy_after_hold(self, since: dict[str, int]) -> None:
-        for g, c in self.controllers.items():
-            messages = c.since(since[g])
-            first = next(i for i, m in enumerate(messages) if held(m))
-            assert not any(is_policy(m) for m in messages[first:]), f"{g}: a policy chunk after the hold"
-
-    def diagnostic(self, predicate: Callable[[str], bool], since: int, timeout: float = 5.0) -> str:
-        def texts(array):
-            return [_status_text(s) for s in array.status if s.name.startswith(NODE)]
-
-        array = self.diagnostics.wait_for(lambda a: any(predicate(t) for t in texts(a)), since=since, timeout=timeout)
-        return next(t for t in texts(array) if predicate(t))
-
-    def counter(self, key: str) -> int:
-        """The newest value of a diagnostic counter of the node."""
-        for array in reversed(self.diagnostics.messages):
-            for status in array.status:
-                if status.name.startswith(NODE):
-                    for kv in status.values:
-                        if kv.key == key:
-                            return int(kv.value)
-        raise AssertionError(f"no diagnostic value {key}")
-
-    def counter_grows(self, key: str, before: int, timeout: float = 5.0) -> None:
-        """A transient fault (one bad message while the healthy stream goes on) shows in its counter."""
-        wait_until(lambda: self.counter(key) > before, timeout, f"diagnostic counter {key} to grow past {before}")
-
-    def estop(self, publisher: str = "latched", pulse_s: Optional[float] = None) -> float:
-        """Engage the e-stop through `publisher`; returns the time until every group received its hold."""
-        since = self.marks()
-        sent = time.time_ns()
-        self.estop_pubs[publisher].publish(Bool(data=True))
-        if pulse_s is not None:
-            time.sleep(pulse_s)
-            self.estop_pubs[publisher].publish(Bool(data=False))
-        self.checker.estop_engaged()
-        latency = (max(self.holds(since).values()) - sent) * 1e-9
-        self.estop_latencies_s.append(latency)
-        return latency
-
-    def node_rss_mb(self) -> tuple[float, float]:
-        """(current, peak) resident memory of the gr00t_node process (the launch runner's child)."""
-        launcher = self.process.process.pid
-        children = Path(f"/proc/{launcher}/task/{launcher}/children").read_text().split()
-        status = Path(f"/proc/{children[0]}/status").read_text().splitlines()
-        values = {line.split(":")[0]: line.split()[1] for line in status if line.startswith(("VmRSS", "VmHWM"))}
-        return int(values["VmRSS"]) / 1024, int(values["VmHWM"]) / 1024
-
-
-def _status_text(status) -> str:
-    values = " ".join(f"{kv.key}={kv.value}" for kv in status.values)
-    return f"{status.name} [{status.level[0]}] {status.message} {values}"
+MEMORY_MB: dict[str, float] = {}  # the node's peak resident memory after each image fault
 
 
 @pytest.fixture(scope="module")
 def campaign(ros_probe, launch_gr00t_node, tiny_checkpoint):
     process = launch_gr00t_node(OVERRIDES, namespace=NS.strip("/"), model_path=tiny_checkpoint)
-    campaign = Campaign(ros_probe, process)
+    campaign = NodeRig(ros_probe, process, NS, step_s=STEP_S)
     campaign.start()
     yield campaign
-    campaign.feeder.stop()
-    process.stop()
+    campaign.close()
 
 
 @pytest.fixture
@@ -344,8 +62,7 @@ def rig(campaign):
     campaign.healthy()
     yield campaign
     campaign.process.assert_running()
-    new = campaign.checker.violations[before:]
-    assert not new, "\n".join(map(str, new[:10]))
+    campaign.assert_no_violations(before)
 
 
 # ---- the invariant checks themselves fail on messages built to violate them -------------------------------------
@@ -357,7 +74,7 @@ def trajectory(group: str, q: np.ndarray, times_s, stamp_ns: int = 0, v: Optiona
                              time_from_start=Duration(sec=int(t), nanosec=int(round((t % 1) * 1e9))))
         for qi, vi, t in zip(q, v, times_s)
     ]
-    return JointTrajectory(header=Header(stamp=_ros_time(stamp_ns)), joint_names=list(GROUPS[group]["joints"]),
+    return JointTrajectory(header=Header(stamp=ros_time(stamp_ns)), joint_names=list(GROUPS[group]["joints"]),
                            points=points)
 
 
@@ -411,29 +128,29 @@ def test_each_invariant_check_fails_on_a_message_built_to_violate_it():
 
 
 # ---- scenarios ---------------------------------------------------------------------------------------------------
-SCENARIOS: dict[str, Callable[[Campaign], None]] = {}
+SCENARIOS: dict[str, Callable[[NodeRig], None]] = {}
 
 
-def scenario(function: Callable[[Campaign], None]) -> Callable[[Campaign], None]:
+def scenario(function: Callable[[NodeRig], None]) -> Callable[[NodeRig], None]:
     SCENARIOS[function.__name__] = function
     return function
 
 
-def faulted(c: Campaign, inject: Callable[[], None], complaint: str, *, hold: bool = True) -> str:
+def faulted(c: NodeRig, inject: Callable[[], None], complaint: str, *, hold: bool = True) -> str:
     """Inject a fault; the diagnostics must name it, and (`hold`) every group holds and the policy stays out
     until `c.healthy()` clears the fault. Returns the diagnostic text."""
     since, diag = c.marks(), c.diagnostics.mark()
     inject()
     text = c.diagnostic(lambda t: complaint in t, since=diag)
     if hold:
-        c.holds(since)
+        c.hold_times(since)
         time.sleep(3 * STEP_S)  # chunks the node might wrongly publish would arrive within this
         c.no_policy_after_hold(since)
     c.process.assert_running()
     return text
 
 
-def keeps_commanding(c: Campaign, inject: Callable[[], None]) -> None:
+def keeps_commanding(c: NodeRig, inject: Callable[[], None]) -> None:
     """A valid but unusual input: the policy keeps commanding through it."""
     inject()
     time.sleep(2 * STEP_S)
@@ -458,7 +175,7 @@ def with_value(joint: str, value: float) -> Callable[[JointState], None]:
     return change
 
 
-def set_feeder(c: Campaign, **values) -> Callable[[], None]:
+def set_feeder(c: NodeRig, **values) -> Callable[[], None]:
     return lambda: [setattr(c.feeder, name, value) for name, value in values.items()]
 
 
@@ -510,7 +227,7 @@ def joint_state_stamps_running_backwards(c):
     start_ns = c.probe.now_ns()
 
     def backwards(msg):
-        msg.header.stamp = _ros_time(2 * start_ns - c.probe.now_ns())
+        msg.header.stamp = ros_time(2 * start_ns - c.probe.now_ns())
 
     faulted(c, set_feeder(c, joint_hook=joint_hook(backwards)), "joint_states")
 
@@ -577,7 +294,7 @@ def joint_state_stream_stops_and_resumes(c):
     since = c.marks()
     c.feeder.joints_on = False
     stopped = time.time_ns()
-    first_hold = min(c.holds(since).values())
+    first_hold = min(c.hold_times(since).values())
     assert (first_hold - stopped) * 1e-9 <= MAX_AGE_S + 2 * WATCHDOG_S + 0.1, "hold within the staleness bound"
     c.feeder.joints_on = True
     c.policy_chunk()
@@ -631,15 +348,15 @@ def image_zero_size(c):
 @scenario
 def image_huge_header(c):
     faulted(c, set_feeder(c, image_hook=image_hook(width=20000, height=20000, step=60000)), "max_image_pixels")
-    c.memory_mb["after huge header"] = c.node_rss_mb()[1]
+    MEMORY_MB["after huge header"] = c.node_rss_mb()[1]
 
 
 @scenario
 def image_thin(c):
-    c.memory_mb.setdefault("before image faults", c.node_rss_mb()[1])
+    MEMORY_MB.setdefault("before image faults", c.node_rss_mb()[1])
     thin = bytes(2000 * 3)
     faulted(c, set_feeder(c, image_hook=image_hook(width=1, height=2000, step=3, data=thin)), "aspect ratio")
-    c.memory_mb["after 1x2000 frames"] = c.node_rss_mb()[1]
+    MEMORY_MB["after 1x2000 frames"] = c.node_rss_mb()[1]
 
 
 @scenario
@@ -648,7 +365,7 @@ def image_large_valid(c):
     diag = c.diagnostics.mark()
     keeps_commanding(c, set_feeder(c, image_hook=image_hook(width=1920, height=1080, step=1920 * 3, data=large)))
     c.diagnostic(lambda t: "1920x1080" in t, since=diag)
-    c.memory_mb["after 1920x1080 frames"] = c.node_rss_mb()[1]
+    MEMORY_MB["after 1920x1080 frames"] = c.node_rss_mb()[1]
 
 
 @scenario
@@ -679,7 +396,7 @@ def camera_stops_and_resumes(c):
     since = c.marks()
     c.feeder.camera_on = False
     stopped = time.time_ns()
-    first_hold = min(c.holds(since).values())
+    first_hold = min(c.hold_times(since).values())
     assert (first_hold - stopped) * 1e-9 <= MAX_AGE_S + 2 * WATCHDOG_S + 0.1, "hold within the staleness bound"
     c.feeder.camera_on = True
     c.policy_chunk()
@@ -709,14 +426,14 @@ def image_burst_of_a_thousand_in_a_second(c):
 
 
 # compressed images (the raw camera off, compressed frames at 25 Hz instead)
-def compressed_stream(c: Campaign, make: Callable[[], CompressedImage]) -> Callable[[], None]:
+def compressed_stream(c: NodeRig, make: Callable[[], CompressedImage]) -> Callable[[], None]:
     stop = threading.Event()
 
     def run():
         while not stop.wait(0.04):
             msg = make()
             msg.header.stamp = c.probe.node.get_clock().now().to_msg()
-            c.compressed.publish(msg)
+            c.feeder.compressed_pub.publish(msg)
 
     thread = threading.Thread(target=run, daemon=True)
     c.feeder.camera_on = False
@@ -729,7 +446,7 @@ def compressed_stream(c: Campaign, make: Callable[[], CompressedImage]) -> Calla
     return stop_stream
 
 
-def compressed_fault(c: Campaign, make: Callable[[], CompressedImage], complaint: str) -> None:
+def compressed_fault(c: NodeRig, make: Callable[[], CompressedImage], complaint: str) -> None:
     stops = []
     try:
         faulted(c, lambda: stops.append(compressed_stream(c, make)), complaint)
@@ -803,10 +520,10 @@ def instruction_from_a_volatile_publisher(c):
 
 
 # e-stop
-def assert_estopped(c: Campaign, since: dict[str, int]) -> None:
+def assert_estopped(c: NodeRig, since: dict[str, int]) -> None:
     time.sleep(4 * STEP_S)
     c.no_policy_after_hold(since)
-    assert not c.set_mode("policy"), "no policy while the e-stop is latched"
+    assert not c.enter("policy"), "no policy while the e-stop is latched"
     assert c.mode_topic.wait_for(lambda m: m.data == "hold").data == "hold"
 
 
@@ -877,7 +594,7 @@ def estop_during_a_flood_of_huge_teleop_trajectories(c):
         thread.join()
 
 
-def estop_under(c: Campaign, flood: Callable[[], None]) -> None:
+def estop_under(c: NodeRig, flood: Callable[[], None]) -> None:
     """E-stop while `flood` runs in a thread as fast as it can."""
     stop = threading.Event()
     thread = threading.Thread(target=lambda: [flood() for _ in iter(stop.is_set, True)], daemon=True)
@@ -907,12 +624,12 @@ def estop_during_a_joint_state_flood(c):
 @scenario
 def estop_in_teleop_mode_forwards_nothing_after_it(c):
     teleop_mode(c)
+    since = c.marks()
     for g in GROUPS:  # every group commanded, so that every group must hold again
         target = c.feeder.measured(g)
         c.teleop[g].publish(trajectory(g, [target, target], [0.5, 1.0]))
-    since = c.marks()
     for g, controller in c.controllers.items():
-        controller.wait_for(lambda m: not held(m), since[g] - 1 if since[g] else 0, 5.0)
+        controller.wait_for(lambda m: not c.held(m), since[g], 5.0)
     stop = threading.Event()
 
     def stream():
@@ -929,8 +646,8 @@ def estop_in_teleop_mode_forwards_nothing_after_it(c):
         time.sleep(0.3)
         for g, controller in c.controllers.items():
             messages = controller.since(since[g])
-            first = next(i for i, m in enumerate(messages) if held(m))
-            assert all(held(m) for m in messages[first:]), f"{g}: forwarded after the e-stop"
+            first = next(i for i, m in enumerate(messages) if c.held(m))
+            assert all(c.held(m) for m in messages[first:]), f"{g}: forwarded after the e-stop"
     finally:
         stop.set()
         thread.join()
@@ -938,63 +655,59 @@ def estop_in_teleop_mode_forwards_nothing_after_it(c):
 
 # modes
 @scenario
-def mode_with_an_unknown_label(c):
+def mode_requests_while_estopped_are_refused(c):
+    since = c.marks()
+    c.estop()
     diag = c.diagnostics.mark()
-    assert not c.set_mode("autopilot")
-    c.diagnostic(lambda t: "unknown mode 'autopilot'" in t, since=diag)
-    c.policy_chunk()
-
-
-@scenario
-def mode_with_an_empty_label(c):
-    diag = c.diagnostics.mark()
-    assert not c.set_mode("")
-    c.diagnostic(lambda t: "unknown mode ''" in t, since=diag)
-    c.policy_chunk()
+    assert not c.enter("policy") and not c.enter("teleop")
+    c.diagnostic(lambda t: "teleop refused: e-stop is latched" in t, since=diag)
+    assert c.enter("hold"), "hold is always allowed"
+    time.sleep(4 * STEP_S)
+    c.no_policy_after_hold(since)
 
 
 @scenario
 def mode_each_valid_one(c):
     since = c.marks()
-    assert c.set_mode("teleop")
+    assert c.enter("teleop")
     c.holds(since)
     c.mode_topic.wait_for(lambda m: m.data == "teleop")
-    assert c.set_mode("hold")
+    assert c.enter("hold")
     c.mode_topic.wait_for(lambda m: m.data == "hold")
     time.sleep(4 * STEP_S)
     c.no_policy_after_hold(since)
-    assert c.set_mode("policy")
+    assert c.enter("policy")
     c.policy_chunk()
 
 
 # teleop
-def teleop_mode(c: Campaign) -> None:
+def teleop_mode(c: NodeRig) -> None:
     since = c.marks()
-    assert c.set_mode("teleop")
+    assert c.enter("teleop")
     c.holds(since)
 
 
-def teleop_message(c: Campaign, targets: np.ndarray, times_s, stamp_ns: int = 0, names=None) -> JointTrajectory:
+def teleop_message(c: NodeRig, targets: np.ndarray, times_s, stamp_ns: int = 0, names=None) -> JointTrajectory:
     return trajectory("left_arm", targets, times_s, stamp_ns) if names is None else JointTrajectory(
-        header=Header(stamp=_ros_time(stamp_ns)), joint_names=names,
+        header=Header(stamp=ros_time(stamp_ns)), joint_names=names,
         points=[JointTrajectoryPoint(positions=list(q), time_from_start=Duration(nanosec=int(t * 1e9)))
                 for q, t in zip(targets, times_s)],
     )
 
 
-def teleop_rejected(c: Campaign, msg: JointTrajectory, complaint: str) -> None:
+def teleop_rejected(c: NodeRig, msg: JointTrajectory, complaint: str) -> None:
     teleop_mode(c)
     since, diag = c.marks(), c.diagnostics.mark()
     c.teleop["left_arm"].publish(msg)
     c.diagnostic(lambda t: complaint in t, since=diag)
-    assert all(held(m) for m in c.controllers["left_arm"].since(since["left_arm"])), "nothing forwarded"
+    assert all(c.held(m) for m in c.controllers["left_arm"].since(since["left_arm"])), "nothing forwarded"
 
 
-def teleop_forwarded(c: Campaign, msg: JointTrajectory) -> JointTrajectory:
+def teleop_forwarded(c: NodeRig, msg: JointTrajectory) -> JointTrajectory:
     teleop_mode(c)
     since = c.marks()["left_arm"]
     c.teleop["left_arm"].publish(msg)
-    return c.controllers["left_arm"].wait_for(lambda m: not held(m), since, 5.0)[0]
+    return c.controllers["left_arm"].wait_for(lambda m: not c.held(m), since, 5.0)[0]
 
 
 @scenario
@@ -1051,7 +764,7 @@ def teleop_stamped_zero_while_joint_stamps_run_ahead(c):
     time.sleep(MAX_AGE_S + 0.1)  # the node's newest accepted joint state is now too old to command from
     c.teleop["left_arm"].publish(teleop_message(c, [target, target], [0.05, 0.1]))
     c.diagnostic(lambda t: "teleop not forwarded" in t, since=diag)
-    assert all(held(m) for m in c.controllers["left_arm"].since(since))
+    assert all(c.held(m) for m in c.controllers["left_arm"].since(since))
 
 
 @scenario
@@ -1080,7 +793,7 @@ def teleop_stream_stops(c):
         time.sleep(0.05)
     since = c.marks()["left_arm"]
     stopped = time.time_ns()
-    _, held_ns = c.controllers["left_arm"].wait_for(held, since, 5.0)
+    _, held_ns = c.controllers["left_arm"].wait_for(c.held, since, 5.0)
     assert (held_ns - stopped) * 1e-9 <= TELEOP_TIMEOUT_S + 2 * WATCHDOG_S + 0.1
 
 
@@ -1089,18 +802,16 @@ def teleop_stream_stops(c):
 def deactivate_and_activate_while_commanding(c):
     for _ in range(3):
         c.policy_chunk()
-        time.sleep(STEP_S * np.random.default_rng().uniform(0, 4))
+        time.sleep(STEP_S * np.random.default_rng().uniform(0, 4))  # at any point of the cycle
         since = c.marks()
-        assert c.call(ChangeState, "change_state", ChangeState.Request(
-            transition=Transition(id=Transition.TRANSITION_DEACTIVATE))).success
+        assert c.change_state(Transition.TRANSITION_DEACTIVATE)
         c.holds(since)
         time.sleep(4 * STEP_S)
         for g, controller in c.controllers.items():
             messages = controller.since(since[g])
-            first = next(i for i, m in enumerate(messages) if held(m))
+            first = next(i for i, m in enumerate(messages) if c.held(m))
             assert not messages[first + 1:], f"{g}: commanded after the deactivation hold"
-        assert c.call(ChangeState, "change_state", ChangeState.Request(
-            transition=Transition(id=Transition.TRANSITION_ACTIVATE))).success
+        assert c.change_state(Transition.TRANSITION_ACTIVATE)
 
 
 @pytest.mark.parametrize("name", list(SCENARIOS))
@@ -1117,15 +828,15 @@ def test_campaign_summary_and_shutdown(campaign):
     c.holds(since, timeout=2.0)
     for g, controller in c.controllers.items():
         messages = controller.since(since[g])
-        first = next(i for i, m in enumerate(messages) if held(m))
+        first = next(i for i, m in enumerate(messages) if c.held(m))
         assert not messages[first + 1:], f"{g}: commanded after the shutdown hold"
     latencies = np.array(c.estop_latencies_s) * 1e3
     print(f"\nfault campaign: {len(SCENARIOS)} scenarios, {c.checker.messages_checked} controller messages checked, "
           f"{len(c.checker.violations)} violations")
     print(f"e-stop -> hold on all five controllers: n={len(latencies)} p50 {np.percentile(latencies, 50):.1f} ms "
           f"p99 {np.percentile(latencies, 99):.1f} ms max {latencies.max():.1f} ms")
-    print("node peak memory (VmHWM): " + ", ".join(f"{k} {v:.0f} MB" for k, v in c.memory_mb.items()))
+    print("node peak memory (VmHWM): " + ", ".join(f"{k} {v:.0f} MB" for k, v in MEMORY_MB.items()))
     assert not c.checker.violations, "\n".join(map(str, c.checker.violations[:10]))
     assert c.checker.messages_checked > 500
     assert np.percentile(latencies, 99) <= ESTOP_BOUND_S * 1e3, f"e-stop to hold p99 {np.percentile(latencies, 99)} ms"
-    assert c.memory_mb["after 1x2000 frames"] - c.memory_mb["before image faults"] < 200, c.memory_mb
+    assert MEMORY_MB["after 1x2000 frames"] - MEMORY_MB["before image faults"] < 200, MEMORY_MB

@@ -9,7 +9,7 @@ from std_msgs.msg import Bool
 from std_srvs.srv import Trigger
 
 from conftest import wait_until
-from test_ros_node import GROUPS, LATCHED, Rig
+from node_rig import GROUPS, LATCHED, NodeRig, is_policy
 
 NS = "/gr00t_heartbeat"
 TIMEOUT_S = 0.5
@@ -51,8 +51,8 @@ class Heartbeat:
 
 @pytest.fixture(scope="module")
 def rig(ros_probe, launch_gr00t_node, tiny_checkpoint):
-    rig = Rig(ros_probe, launch_gr00t_node(OVERRIDES, namespace=NS.strip("/"), model_path=tiny_checkpoint), NS,
-              compressed=True)
+    process = launch_gr00t_node(OVERRIDES, namespace=NS.strip("/"), model_path=tiny_checkpoint)
+    rig = NodeRig(ros_probe, process, NS, step_s=1.0, compressed=True, joint_hz=20.0, camera_hz=20.0)
     rig.enable = Heartbeat(ros_probe, f"{NS}/policy_enable", True, 10)
     rig.estop_beat = Heartbeat(ros_probe, f"{NS}/estop", False, LATCHED)
     rig.enable.beating.set()
@@ -60,42 +60,45 @@ def rig(ros_probe, launch_gr00t_node, tiny_checkpoint):
     try:
         rig.start()
         yield rig
+        rig.assert_no_violations()
     finally:
         rig.enable.close()
         rig.estop_beat.close()
-        rig.close()
+        assert rig.close() == 0, rig.process.log()[-4000:]
 
 
 def test_compressed_camera_drives_the_policy_while_enabled(rig):
-    chunk = rig.next_chunk()
+    chunk = rig.policy_chunk()
     assert all(len(msg.points) == 16 for msg in chunk.values())
 
 
 def test_policy_enable_lapse_holds_until_enabled_again(rig):
-    rig.next_chunk()
+    rig.policy_chunk()
     since = rig.marks()
     diag_mark = rig.diagnostics.mark()
     rig.enable.beating.clear()
     rig.holds(since)
     rig.diagnostic(lambda text: "policy_enable" in text and f"for {TIMEOUT_S} s" in text, since=diag_mark)
-    assert rig.mode.messages[-1].data == "policy", "a lapsed deadman pauses the policy, it does not change the mode"
+    assert rig.mode_topic.messages[-1].data == "policy", "a lapsed deadman pauses the policy, it does not change the mode"
     rig.enable.beating.set()
-    chunk = rig.next_chunk(rig.marks())
+    chunk = rig.policy_chunk(rig.marks())
     assert all(len(msg.points) == 16 for msg in chunk.values())
 
 
 def test_lost_estop_heartbeat_engages_the_estop(rig):
-    rig.next_chunk()
+    rig.policy_chunk()
     since = rig.marks()
     rig.estop_beat.beating.clear()
+    rig.checker.estop_engaged()
     rig.holds(since)
-    rig.mode.wait_for(lambda m: m.data == "hold")
+    rig.mode_topic.wait_for(lambda m: m.data == "hold")
     rig.diagnostic(lambda text: "estop" in text and "no message on estop" in text)
     rig.estop_beat.beating.set()
-    assert not rig.set_mode("policy"), "a resumed heartbeat does not release the latch"
+    assert not rig.enter("policy"), "a resumed heartbeat does not release the latch"
     # Resume succeeds once the node has heard the heartbeat again (the signal is then released).
-    wait_until(lambda: rig.probe.call(Trigger, f"{rig.node_name}/resume", Trigger.Request()).success, 10,
+    wait_until(lambda: rig.call(Trigger, "resume", Trigger.Request()).success, 10,
                "~/resume to succeed after the heartbeat returned")
-    assert rig.set_mode("policy")
-    chunk = rig.next_chunk(rig.marks())
-    assert set(chunk) == set(GROUPS)
+    rig.checker.estop_resumed()
+    assert rig.enter("policy")
+    chunk = rig.policy_chunk(rig.marks())
+    assert set(chunk) == set(GROUPS) and all(is_policy(m) for m in chunk.values())

@@ -10,11 +10,10 @@ import time
 from pathlib import Path
 
 import pytest
-import yaml
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from lifecycle_msgs.msg import Transition
 from lifecycle_msgs.srv import ChangeState, GetState
-from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import Header, String
 from trajectory_msgs.msg import JointTrajectory
@@ -22,14 +21,7 @@ from trajectory_msgs.msg import JointTrajectory
 from conftest import PACKAGE_ROOT, wait_until, write_config
 from gr00t_npu_node.ros.node import Gr00tNode, spin
 from gr00t_npu_node.ros.params import SCALAR_DEFAULTS
-
-LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
-CONFIG = yaml.safe_load((PACKAGE_ROOT / "config" / "gr1.yaml").read_text())["/**"]["ros__parameters"]
-GROUPS = {g: CONFIG["joint_groups"][g] for g in CONFIG["policy_groups"]}
-
-
-def healthy_positions() -> dict[str, float]:
-    return {j: 0.0 for group in CONFIG["joint_groups"].values() for j in group["joints"]}
+from node_rig import GROUPS, LATCHED, healthy_positions
 
 
 @pytest.mark.parametrize(

@@ -106,11 +106,16 @@ class GateRig:
         wait_until(lambda: not self.gate.unsubscribed_controllers(), 20, f"subscribers on {self.prefix}")
 
     def plan(self, positions: dict[str, np.ndarray] | None = None, points: int = 16) -> PlannedChunk:
+        """A chunk starting now, `positions` by group (default: a slow ramp from the middle of each range)."""
         now = self.probe.now_ns()
         if positions is None:
             ramp = np.linspace(0.0, 0.02, points)[:, None]
             positions = {g: mid(grp)[None, :] + ramp for g, grp in self.groups.items()}
-        return PlannedChunk(now, STEP_S, 0, positions, self.measured.positions)
+        joined = np.concatenate([positions[g] for g in self.groups], axis=1)
+        return PlannedChunk(now, STEP_S, 0, joined, np.concatenate([self.measured.positions[g] for g in self.groups]))
+
+    def fault(self, source: str) -> str:
+        return self.monitor.status("test", "test", (source,), {}).message
 
     def close(self):
         self.gate.close(self.node)
@@ -144,16 +149,16 @@ def test_policy_chunk_reaches_every_group_with_limits(gate_rig):
 
 def test_nan_chunk_is_dropped_and_counted(gate_rig):
     rig = gate_rig
-    bad = rig.plan()
-    bad.positions["waist"][3, 1] = np.nan
-    assert not rig.gate.publish_policy_chunk(rig.gate.policy_epoch(), bad)
+    positions = {g: np.tile(mid(grp), (16, 1)) for g, grp in rig.groups.items()}
+    positions["waist"][3, 1] = np.nan
+    assert not rig.gate.publish_policy_chunk(rig.gate.policy_epoch(), rig.plan(positions))
     good = rig.plan()
     assert rig.gate.publish_policy_chunk(rig.gate.policy_epoch(), good)
     for g in rig.groups:
         first = rig.received[g].wait_for()
         assert first.header.stamp.sec * 10**9 + first.header.stamp.nanosec == good.start_ns, "the NaN chunk never left"
     assert rig.monitor.counters["dropped_chunks"] == 1
-    assert "NaN" in rig.monitor.current_fault("policy")
+    assert "NaN" in rig.fault("policy")
 
 
 def test_chunk_computed_before_an_interruption_is_discarded(gate_rig):
@@ -230,7 +235,7 @@ def test_teleop_forwarding_reorders_limits_and_rejects(gate_rig):
         joint_names=names[:-1], points=[JointTrajectoryPoint(positions=[0.0] * 6, time_from_start=one_second)]
     )
     assert not rig.gate.forward_teleop("left_arm", wrong)
-    assert "missing" in rig.monitor.current_fault("teleop")
+    assert "missing" in rig.fault("teleop")
     nan = JointTrajectory(
         joint_names=names, points=[JointTrajectoryPoint(positions=[np.nan] * 7, time_from_start=one_second)]
     )

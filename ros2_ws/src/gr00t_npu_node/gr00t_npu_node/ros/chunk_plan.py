@@ -16,15 +16,17 @@ import numpy as np
 
 @dataclass(frozen=True)
 class PlannedChunk:
+    """One chunk for all commanded groups at once: joints in the order of `policy_groups`, group after group."""
+
     start_ns: int  # header.stamp of every group's trajectory
     step_s: float
     skipped_steps: int
-    positions: dict[str, np.ndarray]  # group -> float64 [N, D], N = horizon - skipped_steps
-    reference: dict[str, np.ndarray]  # measured positions the chunk continues from (velocity limits, blend)
+    positions: np.ndarray  # float64 [N, J], N = horizon - skipped_steps
+    reference: np.ndarray  # float64 [J]: the measured positions the chunk continues from (velocity limits, blend)
 
     @property
     def num_points(self) -> int:
-        return next(iter(self.positions.values())).shape[0]
+        return self.positions.shape[0]
 
 
 def steps_in_past(observation_stamp_ns: int, now_ns: int, step_s: float) -> int:
@@ -34,27 +36,26 @@ def steps_in_past(observation_stamp_ns: int, now_ns: int, step_s: float) -> int:
 
 
 def plan_chunk(
-    actions: dict[str, np.ndarray],
+    chunk: np.ndarray,
     *,
     observation_stamp_ns: int,
     now_ns: int,
     step_s: float,
-    measured: dict[str, np.ndarray],
+    measured: np.ndarray,
     handover_steps: Optional[int],
 ) -> Optional[PlannedChunk]:
-    """Plan the part of `actions` ({group: [horizon, D]}) still ahead of `now_ns`; None when all of it is past.
+    """Plan the part of `chunk` (float64 [horizon, J]) still ahead of `now_ns`; None when all of it is past.
 
-    `handover_steps` not None: the chunk starts exactly at the measured position and blends into the policy,
-    weight of the policy `min(1, j / handover_steps)` at kept point j.
+    `handover_steps` not None: the chunk starts exactly at `measured` [J] and blends into the policy, weight of
+    the policy `min(1, j / handover_steps)` at kept point j.
     """
-    horizon = next(iter(actions.values())).shape[0]
+    horizon = chunk.shape[0]
     skipped = steps_in_past(observation_stamp_ns, now_ns, step_s)
     if skipped >= horizon:
         return None
-    positions = {g: np.asarray(a[skipped:], dtype=np.float64) for g, a in actions.items()}
+    positions = chunk[skipped:]
     if handover_steps is not None:
-        n = horizon - skipped
-        weight = np.minimum(1.0, np.arange(n) / handover_steps)[:, None]
-        positions = {g: (1.0 - weight) * measured[g][None, :] + weight * p for g, p in positions.items()}
+        weight = np.minimum(1.0, np.arange(horizon - skipped) / handover_steps)[:, None]
+        positions = (1.0 - weight) * measured[None, :] + weight * positions
     start_ns = observation_stamp_ns + round(skipped * step_s * 1e9)
     return PlannedChunk(start_ns, step_s, skipped, positions, measured)

@@ -45,10 +45,6 @@ class Monitor:
                 if self._faults.pop(source, None) is not None:
                     self._logger.info(f"{source}: recovered")
 
-    def current_fault(self, source: str) -> str | None:
-        fault = self._faults.get(source)
-        return fault[1] if fault else None
-
     def record(self, name: str, seconds: float) -> None:
         """Add a duration to the window `name` (the last LATENCY_WINDOW values are kept)."""
         with self._lock:

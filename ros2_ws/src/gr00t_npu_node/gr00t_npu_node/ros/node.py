@@ -14,11 +14,11 @@ Interfaces (relative names resolve in the node's namespace; `~/` is the node's p
               ~/node_overhead std_msgs/Float64 (s: image received or cycle start -> last controller
               publish, minus inference),
               ~/mode std_msgs/String (latched), /diagnostics diagnostic_msgs/DiagnosticArray
-  services    ~/set_mode lifecycle_msgs/srv/ChangeState (transition.label = teleop | policy | hold),
+  services    ~/enter_policy, ~/enter_teleop, ~/hold std_srvs/srv/Trigger (the mode; refused while e-stopped),
               ~/resume std_srvs/srv/Trigger (clears a released e-stop; the mode becomes hold)
 
 Threads: the main executor runs the inputs, teleop and diagnostics; the e-stop, policy enable, ~/resume,
-~/set_mode and the watchdog run in a callback group of their own on a second executor thread (a flood on one
+the mode services and the watchdog run in a callback group of their own on a second executor thread (a flood on one
 input cannot delay an e-stop); inference runs in the worker thread. Every input arrives raw and is read under
 a size cap, so a huge or malformed message is a counted fault, never an exception in the executor.
 """
@@ -34,7 +34,6 @@ from typing import Any, Callable, Optional
 import numpy as np
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
-from lifecycle_msgs.srv import ChangeState
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.clock import Clock, ClockType
 from rclpy.event_handler import SubscriptionEventCallbacks
@@ -106,7 +105,11 @@ class Gr00tNode(LifecycleNode):
         declare_scalar(self, "autostart")
         self._diagnostics_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self._mode_pub = self.create_publisher(String, "~/mode", LATCHED_QOS)
-        self.create_service(ChangeState, "~/set_mode", self._on_set_mode, callback_group=self.safety_group)
+        for mode, service in (("policy", "~/enter_policy"), ("teleop", "~/enter_teleop"), ("hold", "~/hold")):
+            self.create_service(
+                Trigger, service, lambda request, response, mode=mode: self._on_mode_request(mode, response),
+                callback_group=self.safety_group,
+            )
         self.create_service(Trigger, "~/resume", self._on_resume, callback_group=self.safety_group)
         self.create_timer(declare_scalar(self, "diagnostics_period"), self._publish_diagnostics)
 
@@ -420,20 +423,19 @@ class Gr00tNode(LifecycleNode):
         self._last_rx_ns[f"teleop:{group}"] = self._now_ns()
         self._gate.forward_teleop(group, msg)
 
-    def _on_set_mode(self, request: ChangeState.Request, response: ChangeState.Response) -> ChangeState.Response:
-        mode = request.transition.label.strip().lower()
+    def _on_mode_request(self, mode: str, response: Trigger.Response) -> Trigger.Response:
         if self._gate is None:
-            response.success, message = False, f"cannot set mode {mode!r}: node is {self._lifecycle}"
+            response.success, response.message = False, f"cannot enter {mode}: node is {self._lifecycle}"
         else:
-            response.success, message = self._gate.set_mode(mode)
+            response.success, response.message = self._gate.set_mode(mode)
             self._publish_mode()
             self._inputs.wake()
         if response.success:
             self._monitor.clear("mode")
-            self.get_logger().info(f"set_mode: {message}")
+            self.get_logger().info(response.message)
         else:
             self._monitor.count("refused_mode_requests")
-            self._monitor.fault("mode", f"set_mode refused: {message}")
+            self._monitor.fault("mode", f"{mode} refused: {response.message}")
         return response
 
     def _on_resume(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:

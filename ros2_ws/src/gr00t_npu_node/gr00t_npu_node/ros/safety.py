@@ -159,7 +159,8 @@ class SafetyGate:
             g: messages.ChunkTrajectoryWriter(group.joints, self._step_ns) for g, group in groups.items()
         }
         self._limits = {g: Limits.of([group]) for g, group in groups.items()}
-        # A chunk is limited for all groups at once (one pass over its points instead of one per group).
+        # A chunk is limited for all groups at once (one pass over its points instead of one per group), in the
+        # joint order of PlannedChunk: the groups' joints in `groups` order.
         self._chunk_limits = Limits.of(list(groups.values()))
         self._chunk_splits = np.cumsum([len(group.joints) for group in groups.values()])[:-1]
         self._active = False
@@ -284,7 +285,7 @@ class SafetyGate:
 
         Points due before the trajectory can reach the controllers are dropped (as a joint_trajectory_controller
         would); the limits are applied outside the lock so that an e-stop never waits for them."""
-        if not all(np.all(np.isfinite(p)) for p in plan.positions.values()):
+        if not np.all(np.isfinite(plan.positions)):
             self._monitor.count("dropped_chunks")
             self._monitor.fault("policy", "chunk has NaN/inf actions: dropped, nothing published", ERROR)
             return False
@@ -306,10 +307,7 @@ class SafetyGate:
             return False
         groups = list(self._groups)
         result = limit_trajectory(
-            self._chunk_limits,
-            np.concatenate([plan.reference[g] for g in groups]),
-            (due_ns[first:] - ready_ns) * 1e-9,
-            np.concatenate([plan.positions[g] for g in groups], axis=1)[first:],
+            self._chunk_limits, plan.reference, (due_ns[first:] - ready_ns) * 1e-9, plan.positions[first:]
         )
         positions = np.split(result.positions, self._chunk_splits, axis=1)
         velocities = np.split(result.velocities, self._chunk_splits, axis=1)

@@ -136,15 +136,15 @@ class InferenceWorker:
             return False
         latency_s = time.perf_counter() - inference_started
         self._monitor.record("inference_latency", latency_s)
-        chunk = self._check_actions(actions)
+        chunk = self._commanded_chunk(actions)
 
         handover = None if epoch == self._last_published_epoch else self._params.handover_steps
         plan = plan_chunk(
-            {g: actions[g][0] for g in self._params.groups},
+            chunk,
             observation_stamp_ns=observation.image_stamp_ns,
             now_ns=self._now_ns(),
             step_s=self._params.step_s,
-            measured=observation.measured,
+            measured=np.concatenate([observation.measured[g] for g in self._params.groups]),
             handover_steps=handover,
         )
         published = plan is not None and self._gate.publish_policy_chunk(epoch, plan)
@@ -264,15 +264,17 @@ class InferenceWorker:
         self._check_image_size(width, height)
         return rgb
 
-    def _check_actions(self, actions: dict) -> np.ndarray:
-        """The chunk as [horizon, sum(action_dims)] in the policy's group order; ValueError for a wrong shape."""
+    def _commanded_chunk(self, actions: dict) -> np.ndarray:
+        """The commanded groups' actions as one float64 [horizon, J] (groups in `policy_groups` order): the one
+        layout of a chunk from here to the gate. ValueError for a group of the wrong shape."""
         horizon = self._policy.action_horizon
         parts = []
-        for g, dim in self._policy.action_dims.items():
+        for g in self._params.groups:
             a = actions.get(g)
+            dim = self._policy.action_dims[g]
             if a is None or a.shape != (1, horizon, dim):
                 raise ValueError(
                     f"policy returned {g} with shape {getattr(a, 'shape', None)}, expected (1, {horizon}, {dim})"
                 )
             parts.append(a[0])
-        return np.concatenate(parts, axis=1)
+        return np.concatenate(parts, axis=1, dtype=np.float64)
