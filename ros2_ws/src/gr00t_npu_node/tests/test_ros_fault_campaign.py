@@ -26,7 +26,7 @@ from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
 from crafted import png_header, string_cdr
 from invariants import InvariantChecker
-from node_rig import GROUPS, IMAGE, LATCHED, SPECS, NodeRig, healthy_positions, is_policy, ros_time
+from node_rig import GROUPS, IMAGE, LATCHED, SPECS, NodeRig, healthy_positions, ros_time
 
 NS = "/campaign"
 RATE_HZ = 20.0

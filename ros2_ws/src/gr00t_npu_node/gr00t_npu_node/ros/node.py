@@ -36,10 +36,8 @@ import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.clock import Clock, ClockType
-from rclpy.event_handler import SubscriptionEventCallbacks
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
-from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
-from rclpy.serialization import deserialize_message
+from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from rclpy.signals import SignalHandlerOptions
 from sensor_msgs.msg import CompressedImage, Image, JointState
 from std_msgs.msg import Bool, Float32MultiArray, Float64, String
@@ -47,6 +45,7 @@ from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory
 
 from gr00t_npu_node.ros import messages
+from gr00t_npu_node.ros.diagnostics import NodeDiagnostics
 from gr00t_npu_node.ros.executors import ExcludingExecutor, GroupExecutor
 from gr00t_npu_node.ros.inputs import CLOCK_JUMP_NS, InputBuffer
 from gr00t_npu_node.ros.joint_map import JointStateMapper
@@ -60,25 +59,22 @@ from gr00t_npu_node.ros.params import (
     unknown_parameters,
 )
 from gr00t_npu_node.ros.policy_loader import load_policy
+from gr00t_npu_node.ros.receiving import (
+    ANY_PUBLISHER_QOS,
+    LATCHED_QOS,
+    MAX_INSTRUCTION_BYTES,
+    MAX_JOINT_STATE_BYTES,
+    Receiver,
+    expected_mismatch,
+    image_bytes,
+    trajectory_bytes,
+)
 from gr00t_npu_node.ros.safety import CommandTiming, SafetyGate
 from gr00t_npu_node.ros.worker import InferenceWorker
 
 NODE_NAME = "gr00t_node"
-LATCHED_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
-# A latched subscription cannot match a volatile publisher, nor a reliable one a best-effort publisher: an e-stop
-# or instruction is heard from any of them through these three (duplicates are harmless: both are idempotent).
-ANY_PUBLISHER_QOS = (
-    LATCHED_QOS,
-    QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE),
-    QoSProfile(depth=10, reliability=ReliabilityPolicy.BEST_EFFORT),
-)
 JOINT_STATE_QOS = QoSProfile(depth=50, reliability=ReliabilityPolicy.BEST_EFFORT)
 COMMAND_IN_QOS = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
-# Caps on serialized sizes, checked before a message is read: room for the largest frame allowed (4 bytes a
-# pixel) or trajectory allowed, plus headers; far above what a robot's joint states or instructions take.
-HEADER_BYTES = 64 * 1024
-MAX_JOINT_STATE_BYTES = 1 << 20
-MAX_INSTRUCTION_BYTES = 1 << 20
 WATCHDOG_S = 0.05
 SPIN_WAKE_S = 0.1  # the executor returns to Python this often so SIGINT/SIGTERM are handled (hold, then exit)
 SHUTDOWN_WAIT_S = 2.0  # for callbacks still in flight; a stuck one must not keep the process (and a launcher) up
@@ -97,12 +93,12 @@ class Gr00tNode(LifecycleNode):
         self._entities: list[Any] = []
         self._published_mode: Optional[str] = None
         self._last_rx_ns: dict[str, int] = {}
-        self._rate_base: tuple[float, int, int] = (time.monotonic(), 0, 0)
         self._mode_lock = threading.Lock()
         self._last_now_ns = 0
         self.safety_group = MutuallyExclusiveCallbackGroup()
 
         declare_scalar(self, "autostart")
+        self._diagnostics = NodeDiagnostics(self.get_fully_qualified_name(), self._monitor)
         self._diagnostics_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self._mode_pub = self.create_publisher(String, "~/mode", LATCHED_QOS)
         for mode, service in (("policy", "~/enter_policy"), ("teleop", "~/enter_teleop"), ("hold", "~/hold")):
@@ -112,6 +108,12 @@ class Gr00tNode(LifecycleNode):
             )
         self.create_service(Trigger, "~/resume", self._on_resume, callback_group=self.safety_group)
         self.create_timer(declare_scalar(self, "diagnostics_period"), self._publish_diagnostics)
+
+    def _publish_diagnostics(self) -> None:
+        model = self._policy.description if self._policy is not None else "not loaded"
+        self._diagnostics_pub.publish(self._diagnostics.report(
+            self._now_ns(), self._lifecycle, self._params, model, self._inputs, self._gate
+        ))
 
     # ---- lifecycle --------------------------------------------------------------------------------------------
     def autostart(self) -> None:
@@ -256,80 +258,44 @@ class Gr00tNode(LifecycleNode):
             raise ValueError(f"execute_steps and handover_steps must be <= the action horizon {horizon}")
 
     def _subscribe(self, p: NodeParams) -> None:
-        image_bytes = p.max_image_pixels * 4 + HEADER_BYTES
+        self._receiver = Receiver(self, self._monitor, p.max_clock_skew, keep=self._add)
         if p.image_topic:
-            self._subscribe_input(
-                Image, p.image_topic, qos_profile_sensor_data, "camera", image_bytes,
+            self._receiver.subscribe(
+                Image, p.image_topic, qos_profile_sensor_data, "camera", image_bytes(p.max_image_pixels),
                 lambda msg, info: self._on_image(msg, info, False),
             )
         if p.compressed_image_topic:
-            self._subscribe_input(
-                CompressedImage, p.compressed_image_topic, qos_profile_sensor_data, "camera", image_bytes,
+            self._receiver.subscribe(
+                CompressedImage, p.compressed_image_topic, qos_profile_sensor_data, "camera", image_bytes(p.max_image_pixels),
                 lambda msg, info: self._on_image(msg, info, True),
             )
-        self._subscribe_input(
+        self._receiver.subscribe(
             JointState, p.joint_states_topic, JOINT_STATE_QOS, "joint_states", MAX_JOINT_STATE_BYTES,
             self._on_joint_state,
         )
         for qos in ANY_PUBLISHER_QOS:
-            self._subscribe_input(
+            self._receiver.subscribe(
                 String, p.instruction_topic, qos, "instruction", MAX_INSTRUCTION_BYTES,
                 self._on_instruction, on_malformed=self._on_bad_instruction,
             )
             self._add(self.create_subscription(
                 Bool, p.estop_topic, self._on_estop, qos, callback_group=self.safety_group,
-                event_callbacks=self._expected_mismatch(p.estop_topic, qos),
+                event_callbacks=expected_mismatch(self, p.estop_topic, qos),
             ))
         if p.policy_enable_topic:
             self._add(self.create_subscription(
                 Bool, p.policy_enable_topic, self._on_policy_enable, COMMAND_IN_QOS, callback_group=self.safety_group,
             ))
         for g, group in p.groups.items():
-            point_bytes = 4 * (4 + 8 * len(group.joints)) + 16  # four arrays and a duration
-            self._subscribe_input(
+            self._receiver.subscribe(
                 JointTrajectory, group.teleop_topic, COMMAND_IN_QOS, "teleop",
-                p.max_trajectory_points * point_bytes + HEADER_BYTES,
+                trajectory_bytes(p.max_trajectory_points, len(group.joints)),
                 lambda msg, info, g=g: self._on_teleop(g, msg),
             )
 
-    def _subscribe_input(
-        self,
-        msg_type: type,
-        topic: str,
-        qos: QoSProfile,
-        source: str,
-        max_bytes: int,
-        handler: Callable[[Any, dict], None],
-        on_malformed: Optional[Callable[[str], None]] = None,
-    ) -> None:
-        """Subscribe raw and read each message only if it is at most `max_bytes`: an oversized or unreadable
-        message (a hostile or broken publisher) is a counted fault of `source`, and the node goes on."""
-
-        def receive(data: bytes, info: dict) -> None:
-            if len(data) > max_bytes:
-                self._reject(source, f"a {len(data)}-byte message on {topic} is larger than the {max_bytes} allowed")
-                return
-            try:
-                msg = deserialize_message(data, msg_type)
-            except (RuntimeError, UnicodeDecodeError, ValueError) as err:
-                problem = f"a message on {topic} cannot be read ({type(err).__name__}: {err})"
-                self._reject(source, problem)
-                if on_malformed is not None:
-                    on_malformed(problem)
-                return
-            handler(msg, info)
-
-        self._add(self.create_subscription(
-            msg_type, topic, receive, qos, raw=True, event_callbacks=self._expected_mismatch(topic, qos),
-        ))
-
-    def _reject(self, source: str, problem: str) -> None:
-        self._monitor.count(f"rejected_{source}_messages")
-        self._monitor.fault(source, f"{problem}: dropped")
-
     def _on_instruction(self, msg: String, info: dict) -> None:
         if "\ufffd" in msg.data:  # rclpy decodes bytes that are not UTF-8 as U+FFFD: the text was corrupted
-            self._reject("instruction", f"the instruction on {self._params.instruction_topic} is not valid UTF-8")
+            self._receiver.reject("instruction", f"the instruction on {self._params.instruction_topic} is not valid UTF-8")
             self._on_bad_instruction("the instruction is not valid UTF-8")
         else:
             self._inputs.put_instruction(msg.data)
@@ -337,40 +303,15 @@ class Gr00tNode(LifecycleNode):
     def _on_bad_instruction(self, problem: str) -> None:
         self._inputs.put_instruction("", f"{problem}; publish the task as UTF-8 text")
 
-    def _expected_mismatch(self, topic: str, qos: QoSProfile) -> Optional[SubscriptionEventCallbacks]:
-        """For the latched subscription of a topic heard through several QoS profiles: a volatile publisher cannot
-        match it, which is expected (another subscription hears it), not the warning rclpy would log."""
-        if qos is not LATCHED_QOS:
-            return None
-
-        def incompatible(event) -> None:
-            self.get_logger().debug(f"a publisher on {topic} is not latched; the volatile subscription hears it")
-
-        return SubscriptionEventCallbacks(incompatible_qos=incompatible)
-
-    def _stamp_ns(self, source: str, stamp, now_ns: int) -> Optional[int]:
-        """A message's stamp (zero: the arrival time); None, counted and reported, when it is further ahead of
-        the node's clock than max_clock_skew."""
-        stamp_ns = messages.to_ns(stamp) or now_ns
-        ahead_s = (stamp_ns - now_ns) * 1e-9
-        if ahead_s > self._params.max_clock_skew:
-            self._reject(
-                source,
-                f"message stamped {ahead_s:.3f} s ahead of the node's clock (max_clock_skew "
-                f"{self._params.max_clock_skew} s): synchronise the sender's clock with the node's (chrony, PTP)",
-            )
-            return None
-        return stamp_ns
-
     def _on_joint_state(self, msg: JointState, info: dict) -> None:
         now = self._now_ns()
-        stamp_ns = self._stamp_ns("joint_states", msg.header.stamp, now)
+        stamp_ns = self._receiver.stamp_ns("joint_states", msg.header.stamp, now)
         if stamp_ns is None:
             return
         try:
             conflict = self._inputs.put_joint_state(msg, stamp_ns, now)
         except ValueError as err:
-            self._reject("joint_states", str(err))
+            self._receiver.reject("joint_states", str(err))
             return
         if conflict is not None:
             self._monitor.count("joint_state_jumps")
@@ -403,7 +344,7 @@ class Gr00tNode(LifecycleNode):
 
     def _on_image(self, msg: Image | CompressedImage, info: dict, compressed: bool) -> None:
         now = self._now_ns()
-        stamp_ns = self._stamp_ns("camera", msg.header.stamp, now)
+        stamp_ns = self._receiver.stamp_ns("camera", msg.header.stamp, now)
         if stamp_ns is not None:
             received_ns = info.get("received_timestamp") or time.time_ns()
             self._inputs.put_image(msg, stamp_ns, compressed, received_ns, now)
@@ -504,74 +445,6 @@ class Gr00tNode(LifecycleNode):
             if mode != self._published_mode:
                 self._mode_pub.publish(String(data=mode))
                 self._published_mode = mode
-
-    # ---- diagnostics --------------------------------------------------------------------------------------------
-    def _publish_diagnostics(self) -> None:
-        p, gate, inputs, m = self._params, self._gate, self._inputs, self._monitor
-        now_mono = time.monotonic()
-        images = inputs.images_received if inputs else 0
-        joints = inputs.joint_states_received if inputs else 0
-        since, images_before, joints_before = self._rate_base
-        elapsed = max(now_mono - since, 1e-6)
-        self._rate_base = (now_mono, images, joints)
-        now_ns = self._now_ns()
-        image_stamp = inputs.latest_image_stamp_ns() if inputs else None
-        latency = m.percentiles_ms("inference_latency")
-        overhead = m.percentiles_ms("node_overhead")
-        c = m.counters
-        model = self._policy.description if self._policy is not None else "not loaded"
-        name = self.get_fully_qualified_name()
-        statuses = [
-            m.status(f"{name}: inputs", name, ("camera", "camera_size", "joint_states", "instruction", "teleop"), {
-                "image_rate_hz": max(0, images - images_before) / elapsed,
-                "joint_state_rate_hz": max(0, joints - joints_before) / elapsed,
-                "observation_age_s": (now_ns - image_stamp) * 1e-9 if image_stamp is not None else "no image",
-                "instruction": _shortened(inputs.instruction) if inputs else "",
-                "rejected_images": c["rejected_images"] + c["rejected_camera_messages"],
-                "unexpected_size_images": c["unexpected_size_images"],
-                "rejected_joint_states": c["rejected_joint_states"] + c["rejected_joint_states_messages"],
-                "joint_state_jumps": c["joint_state_jumps"],
-                "rejected_instructions": c["rejected_instruction_messages"],
-                "rejected_teleop": c["rejected_teleop"] + c["rejected_teleop_messages"],
-            }),
-            m.status(f"{name}: policy", model, ("lifecycle", "parameters", "policy", "node"), {
-                "lifecycle": self._lifecycle,
-                "model": model,
-                "device": p.device if p else "",
-                "dtype": (p.dtype or "device default") if p else "",
-                "inference_latency_p50_ms": latency[0] if latency else "n/a",
-                "inference_latency_p95_ms": latency[1] if latency else "n/a",
-                "node_overhead_p50_ms": overhead[0] if overhead else "n/a",
-                "node_overhead_p95_ms": overhead[1] if overhead else "n/a",
-                "chunks_published": c["chunks_published"],
-                "late_chunks": c["late_chunks"],
-                "clock_jumps_back": c["clock_jumps_back"],
-                "inference_errors": c["inference_errors"],
-            }),
-            m.status(f"{name}: safety", name, ("estop", "policy_enable", "safety", "joint_limits", "mode"), {
-                "mode": gate.mode if gate else "inactive",
-                "estop": gate.estop_engaged if gate else False,
-                "policy_enabled": gate.policy_enabled if gate else False,
-                "dry_run": gate.dry_run if gate else False,
-                "position_clamps": c["position_clamps"],
-                "velocity_clamps": c["velocity_clamps"],
-                "dropped_chunks": c["dropped_chunks"],
-                "superseded_chunks": c["superseded_chunks"],
-                "holds": c["holds"],
-                "controllers_without_subscriber": ",".join(gate.unsubscribed_controllers()) if gate else "",
-                "teleop_forwarded": c["teleop_forwarded"],
-                "teleop_points_due": c["teleop_points_due"],
-                "refused_mode_requests": c["refused_mode_requests"],
-                "callback_errors": c["callback_errors"],
-            }),
-        ]
-        msg = DiagnosticArray(status=statuses)
-        msg.header.stamp = messages.ros_time(now_ns)
-        self._diagnostics_pub.publish(msg)
-
-
-def _shortened(text: str, limit: int = 120) -> str:
-    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
 
 
 def main(args: Optional[list[str]] = None) -> int:
