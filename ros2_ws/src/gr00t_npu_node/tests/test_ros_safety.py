@@ -17,7 +17,8 @@ from gr00t_npu_node.ros.chunk_plan import PlannedChunk
 from gr00t_npu_node.ros.inputs import MeasuredPositions
 from gr00t_npu_node.ros.monitor import Monitor
 from gr00t_npu_node.ros.params import JointGroup
-from gr00t_npu_node.ros.safety import COMMAND_QOS, CommandTiming, Limits, SafetyGate, limit_trajectory
+from gr00t_npu_node.ros.limits import Limits, limit_trajectory
+from gr00t_npu_node.ros.safety import COMMAND_QOS, CommandTiming, SafetyGate
 
 STEP_S = 0.05
 CONFIG = yaml.safe_load((PACKAGE_ROOT / "config" / "gr1.yaml").read_text())["/**"]["ros__parameters"]
