@@ -13,6 +13,8 @@ import numpy as np
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.node import Node
 
+from gr00t_npu_node.guidance import RTC_MODES
+
 MODES = ("teleop", "policy", "hold")
 
 # name: (default, meaning). The meaning is the parameter's description, visible with `ros2 param describe`.
@@ -29,6 +31,9 @@ SCALAR_DEFAULTS: dict[str, tuple[Any, str]] = {
     "action_rate_hz": (20.0, "rate of the action steps in a chunk (step i is at (i+1)/rate after the start)"),
     "execute_steps": (8, "steps of each chunk executed before the next inference starts (1..horizon)"),
     "handover_steps": (8, "steps over which the first chunk after a handover blends from the measured position"),
+    "real_time_chunking": (False, "generate each chunk while the running one executes, continuing it (Black et al. 2025)"),
+    "rtc_mode": ("", "real-time chunking: guided, identity or prefix; empty = the device's default"),
+    "rtc_latency_margin": (0.02, "s added to the inference latency's 95th percentile when scheduling the next inference"),
     "max_observation_age": (0.3, "s; older image or joint state -> no inference, hold once"),
     "max_sync_skew": (0.05, "s; image and joint-state stamps further apart -> no inference"),
     "max_clock_skew": (0.1, "s; inputs stamped further ahead of the node's clock are rejected (a sender's clock is off)"),
@@ -91,6 +96,9 @@ class NodeParams:
     action_rate_hz: float
     execute_steps: int
     handover_steps: int
+    real_time_chunking: bool
+    rtc_mode: str
+    rtc_latency_margin: float
     max_observation_age: float
     max_sync_skew: float
     max_clock_skew: float
@@ -211,6 +219,10 @@ def _validate(p: NodeParams) -> None:
         raise ValueError(f"parameter initial_mode is {p.initial_mode!r}; use one of {', '.join(MODES)}")
     if not p.action_rate_hz > 0:
         raise ValueError("parameter action_rate_hz must be positive")
+    if p.rtc_mode and p.rtc_mode not in RTC_MODES:
+        raise ValueError(f"parameter rtc_mode is {p.rtc_mode!r}; use one of {', '.join(RTC_MODES)} or empty")
+    if p.rtc_latency_margin < 0:
+        raise ValueError("parameter rtc_latency_margin must be >= 0")
     if p.execute_steps < 1 or p.handover_steps < 1:
         raise ValueError("parameters execute_steps and handover_steps must be >= 1")
     for name in ("max_observation_age", "max_sync_skew", "max_clock_skew", "teleop_timeout", "diagnostics_period"):

@@ -207,15 +207,16 @@ class SafetyGate:
                 self._monitor.clear("policy_enable")
 
     # ---- commands ------------------------------------------------------------------------------------------
-    def publish_policy_chunk(self, epoch: int, plan: PlannedChunk) -> bool:
-        """Publish one trajectory per group if `epoch` is still current; False (counted) otherwise.
+    def publish_policy_chunk(self, epoch: int, plan: PlannedChunk) -> Optional[PlannedChunk]:
+        """Publish one trajectory per group if `epoch` is still current: the chunk as published (points still
+        ahead, limited), or None (counted) when nothing was published.
 
         Points due before the trajectory can reach the controllers are dropped (as a joint_trajectory_controller
         would); the limits are applied outside the lock so that an e-stop never waits for them."""
         if not np.all(np.isfinite(plan.positions)):
             self._monitor.count("dropped_chunks")
             self._monitor.fault("policy", "chunk has NaN/inf actions: dropped, nothing published", ERROR)
-            return False
+            return None
         now = self._now_ns()
         ahead_s = (plan.start_ns - now) * 1e-9
         if ahead_s > self._timing.max_clock_skew_s:
@@ -224,14 +225,14 @@ class SafetyGate:
                 "policy", f"chunk would start {ahead_s:.3f} s after the node's clock, more than max_clock_skew: dropped",
                 ERROR,
             )
-            return False
+            return None
         due_ns = plan.start_ns + np.arange(1, plan.num_points + 1, dtype=np.int64) * self._step_ns
         ready_ns = now + DELIVERY_MARGIN_NS
         first = int(np.searchsorted(due_ns, ready_ns, side="right"))
         if first == plan.num_points:
             self._monitor.count("late_chunks")
             self._monitor.fault("policy", "every step of the chunk was due before it could be published: dropped")
-            return False
+            return None
         groups = list(self._groups)
         result = limit_trajectory(
             self._chunk_limits, plan.reference, (due_ns[first:] - ready_ns) * 1e-9, plan.positions[first:]
@@ -242,13 +243,13 @@ class SafetyGate:
         with self._lock:
             if epoch != self.policy_epoch():
                 self._monitor.count("superseded_chunks")
-                return False
+                return None
             self._send({
                 g: self._chunk_writers[g].fill(start_ns, q, v) for g, q, v in zip(groups, positions, velocities)
             })
         self._count_clamps(result)
         self._monitor.count("chunks_published")
-        return True
+        return PlannedChunk(start_ns, plan.step_s, plan.skipped_steps + first, result.positions, plan.reference)
 
     def forward_teleop(self, group_name: str, msg: JointTrajectory) -> bool:
         """Forward one teleop trajectory for `group_name` (reordered to the group's joints) if in teleop mode.

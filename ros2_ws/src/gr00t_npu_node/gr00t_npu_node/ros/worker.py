@@ -1,20 +1,29 @@
 """The inference worker: one thread, never a callback. Each cycle takes the newest image and the joint state
 closest to its stamp, checks them, runs `policy.get_action`, plans the chunk and hands it to the safety gate.
 
-Cadence: the next inference starts `execute_steps` steps after the start of the last published chunk or when a
-new image arrives after that, whichever is later; inference itself is never overlapped.
+Cadence (inference itself is never overlapped; a cycle also waits for an image newer than the last one used):
+* `real_time_chunking` (asynchronous execution): the chunk of observation time T hands over to the next one at
+  T + execute_steps steps, so the next inference starts that much earlier than its measured latency (a running
+  95th percentile of the node clock's inference durations plus `rtc_latency_margin`). The new chunk is generated
+  with the running chunk's plan as guidance: the steps due before it takes over equal the running chunk's, the
+  overlap after them is pulled toward it (gr00t_npu_node.guidance), and the published trajectory starts with
+  the running chunk's own next points, so the controller switches at a planned point.
+* otherwise: the next inference starts `execute_steps` steps after the start of the last published chunk, and
+  the new chunk replaces the rest of the running one when it is published.
 """
 from __future__ import annotations
 
 import threading
 import time
+from collections import deque
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Optional
 
 import numpy as np
 
+from gr00t_npu_node.guidance import ChunkGuidance
 from gr00t_npu_node.policy import NonFiniteActionError
-from gr00t_npu_node.ros.chunk_plan import plan_chunk
+from gr00t_npu_node.ros.chunk_plan import PlannedChunk, plan_chunk, steps_in_past
 from gr00t_npu_node.ros.image_codec import compressed_to_rgb, frame_size, image_to_rgb
 from gr00t_npu_node.ros.inputs import InputBuffer, Snapshot
 from gr00t_npu_node.ros.joint_map import JointStateMapper
@@ -23,6 +32,7 @@ from gr00t_npu_node.ros.params import NodeParams
 from gr00t_npu_node.ros.safety import SafetyGate
 
 WAKE_S = 0.1  # re-check period while idle; waits end earlier on every new image, mode change or stop
+LATENCY_WINDOW = 50  # inferences whose node-clock duration schedules the next one
 INPUT_SOURCES = ("camera", "joint_states", "instruction")
 
 
@@ -67,6 +77,9 @@ class InferenceWorker:
         self._last_seq = 0
         self._last_published_epoch = -1
         self._next_due_ns = 0
+        self._running: Optional[PlannedChunk] = None  # the chunk last published, as published
+        self._latencies_ns: deque[int] = deque(maxlen=LATENCY_WINDOW)  # on the node's clock (sim time included)
+        self._rtc_mode = (params.rtc_mode or policy.default_rtc_mode) if params.real_time_chunking else None
         self._token_counts: tuple[str, int] = ("", 0)  # the last instruction counted (tokenizing is not free)
 
     def start(self) -> None:
@@ -86,6 +99,8 @@ class InferenceWorker:
         """Start over as on activation (the clock went back: the next inference was due at a time that may be far
         ahead now): the next cycle waits for an image of the new timeline."""
         self._next_due_ns = 0
+        self._running = None
+        self._latencies_ns.clear()
         self._last_seq = self._inputs.image_seq
 
     def _run(self) -> None:
@@ -127,29 +142,37 @@ class InferenceWorker:
                 self._gate.hold(f"{fault.source}: {fault}")
             return False
 
-        inference_started = time.perf_counter()
+        continuing = epoch == self._last_published_epoch and self._running is not None
+        guidance = self._guidance(observation) if continuing and self._params.real_time_chunking else None
+        inference_started, clock_started = time.perf_counter(), self._now_ns()
         try:
-            actions = self._policy.get_action(observation.policy_input)
+            if guidance is None:
+                actions = self._policy.get_action(observation.policy_input)
+            else:
+                actions = self._policy.get_action(observation.policy_input, guidance=guidance)
         except NonFiniteActionError as err:
             self._monitor.count("dropped_chunks")
             self._monitor.fault("policy", f"{err}: nothing published", ERROR)
             return False
         latency_s = time.perf_counter() - inference_started
+        self._latencies_ns.append(self._now_ns() - clock_started)
         self._monitor.record("inference_latency", latency_s)
         chunk = self._commanded_chunk(actions)
 
-        handover = None if epoch == self._last_published_epoch else self._params.handover_steps
+        # Blend in from the measured position after a handover, or when real-time chunking found the running
+        # chunk already over; a chunk generated to continue the running one needs no blend.
+        blend = not continuing or (self._params.real_time_chunking and guidance is None)
         plan = plan_chunk(
             chunk,
             observation_stamp_ns=observation.image_stamp_ns,
             now_ns=self._now_ns(),
             step_s=self._params.step_s,
             measured=np.concatenate([observation.measured[g] for g in self._params.groups]),
-            handover_steps=handover,
+            handover_steps=self._params.handover_steps if blend else None,
         )
-        published = plan is not None and self._gate.publish_policy_chunk(epoch, plan)
+        published = self._gate.publish_policy_chunk(epoch, plan) if plan is not None else None
         overhead_s = None
-        if published:
+        if published is not None:
             # From the later of the image's arrival and the cycle's start (a wait for the cadence is not overhead).
             overhead_s = (time.time_ns() - max(started_ns, snapshot.image.received_ns)) * 1e-9 - latency_s
             self._monitor.record("node_overhead", overhead_s)
@@ -158,12 +181,47 @@ class InferenceWorker:
         if plan is None:
             self._monitor.count("late_chunks")
             self._monitor.fault("policy", f"inference took {latency_s:.3f} s, longer than the whole chunk: dropped")
-        if not published:
+        if published is None:
             return False
         self._last_published_epoch = epoch
-        self._next_due_ns = plan.start_ns + self._params.execute_steps * self._step_ns
+        self._running = published
+        handover_ns = observation.image_stamp_ns + self._params.execute_steps * self._step_ns
+        if self._params.real_time_chunking:
+            self._next_due_ns = handover_ns - self._expected_latency_ns()
+        else:
+            self._next_due_ns = plan.start_ns + self._params.execute_steps * self._step_ns
         self._monitor.clear(*INPUT_SOURCES, "policy")
         return True
+
+    def _expected_latency_ns(self) -> int:
+        """The 95th percentile of recent inference durations on the node's clock, plus rtc_latency_margin."""
+        p95 = float(np.percentile(self._latencies_ns, 95)) if self._latencies_ns else 0.0
+        return round(p95 + self._params.rtc_latency_margin * 1e9)
+
+    def _guidance(self, observation: Observation) -> Optional[ChunkGuidance]:
+        """What the running chunk asks of the chunk about to be generated from `observation`; None (reported)
+        when it ends before the new chunk can take over."""
+        running, step = self._running, self._step_ns
+        horizon = self._policy.action_horizon
+        times = observation.image_stamp_ns + np.arange(1, horizon + 1, dtype=np.int64) * step
+        ready_ns = self._now_ns() + self._expected_latency_ns()
+        frozen = steps_in_past(observation.image_stamp_ns, ready_ns, self._params.step_s)
+        running_times = running.start_ns + np.arange(1, running.num_points + 1, dtype=np.int64) * step
+        overlap = int(np.searchsorted(times, running_times[-1], side="right"))
+        if frozen >= overlap:
+            gap_s = (ready_ns - running_times[-1]) * 1e-9
+            self._monitor.count("chunk_gaps")
+            self._monitor.fault(
+                "policy",
+                f"inference ({self._expected_latency_ns() * 1e-9:.3f} s at the 95th percentile) outlasts the running "
+                f"chunk by {max(gap_s, 0.0):.3f} s: the robot stops at its last point before the next chunk; lower "
+                "execute_steps or use a faster device",
+            )
+            return None
+        planned = np.stack([np.interp(times, running_times, q) for q in running.positions.T], axis=1)
+        splits = np.cumsum([len(group.joints) for group in self._params.groups.values()])[:-1]
+        target = dict(zip(self._params.groups, np.split(planned, splits, axis=1)))
+        return ChunkGuidance(target, frozen_steps=frozen, overlap_steps=overlap, mode=self._rtc_mode)
 
     def _check_image_size(self, width: int, height: int) -> None:
         """A frame of another size than the warm-up's is used, but on a graph-compiled device its first inference
