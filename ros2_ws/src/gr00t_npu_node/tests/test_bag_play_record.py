@@ -44,12 +44,14 @@ def collect_raw(probe, msg_type: type, topic: str, qos) -> Collector:
 
 def round_trip(source: Path, recorded: Path, storage: str, env: dict[str, str]) -> None:
     """Record in a separate process while the bag plays (with /clock), stop the recorder with SIGINT."""
-    recorder = subprocess.Popen([str(BAG_CLI), "record", str(recorded), "--topics", *ALL_TOPICS, "--storage",
+    recorder = subprocess.Popen([str(BAG_CLI), "record", *ALL_TOPICS, "-o", str(recorded), "--storage",
                                  storage, "--use-sim-time"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                 text=True)
     try:
-        # Play waits until the recorder has subscribed to every topic, and until every reliable message is acked.
-        result = play_bag(source, rate=4.0, clock_hz=100.0, wait_for=ALL_TOPICS, wait_timeout=30.0)
+        # Play waits until the recorder has subscribed to every topic and to /clock (which it does last), and
+        # until every reliable message is acked.
+        result = play_bag(source, rate=4.0, clock_hz=100.0, wait_for={**dict.fromkeys(ALL_TOPICS, 1), "/clock": 1},
+                          wait_timeout=30.0)
         assert result.unmatched == [] and result.unacked == []
     finally:
         recorder.send_signal(signal.SIGINT)
@@ -167,5 +169,5 @@ def test_play_rejects_what_it_cannot_play(tmp_path, synthetic_bag, player):
 def test_record_cli_needs_topics(tmp_path, capsys):
     from gr00t_npu_node.bag.cli import main
 
-    assert main(["record", str(tmp_path / "out")]) == 2
+    assert main(["record", "-o", str(tmp_path / "out")]) == 2
     assert "--topics" in capsys.readouterr().err

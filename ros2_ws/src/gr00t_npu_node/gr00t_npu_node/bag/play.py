@@ -13,28 +13,31 @@ import rclpy
 from rclpy.context import Context
 from rclpy.duration import Duration
 from rclpy.node import Node
-from rclpy.qos import QoSProfile, ReliabilityPolicy
+from rclpy.qos import ReliabilityPolicy
 from rclpy.signals import SignalHandlerOptions
 from rosgraph_msgs.msg import Clock
 
 from gr00t_npu_node.bag.bagio import BagError, BagReader
 from gr00t_npu_node.bag.layout import SCORING_TOPICS_KEY
-from gr00t_npu_node.bag.qos import is_latched, playback_profile
+from gr00t_npu_node.bag.qos import CLOCK_QOS, is_latched, playback_profile
 from gr00t_npu_node.bag.typedefs import message_class
 
-# rclcpp's ClockQoS, what `ros2 bag play --clock` uses and sim-time subscribers expect.
-CLOCK_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.BEST_EFFORT)
 
 
 @dataclass
 class PlayResult:
-    counts: dict[str, int] = field(default_factory=dict)   # messages published, by bag topic
-    unmatched: list[str] = field(default_factory=list)     # topics still without a subscriber when play began
+    counts: dict[str, int] = field(default_factory=dict)   # messages published, by played bag topic
+    in_bag: dict[str, int] = field(default_factory=dict)   # messages the bag holds, by played topic
+    unmatched: list[str] = field(default_factory=list)     # topics still short of subscribers when play began
     unacked: list[str] = field(default_factory=list)       # reliable topics not acknowledged by every subscriber
     skipped: dict[str, str] = field(default_factory=dict)  # topics not played (type not installed), with the reason
     wall_seconds: float = 0.0
     max_lag_ms: float = 0.0                                 # worst delay of a publish behind its recorded time
     loops: int = 0
+
+
+class SubscriberTimeout(TimeoutError):
+    """Subscribers that play was told to wait for did not all appear; nothing was published."""
 
 
 @contextmanager
@@ -63,15 +66,17 @@ def play_bag(path: Path | str, *, rate: float = 1.0, loop: bool = False, topics:
              remap: Mapping[str, str] | None = None, start_offset: float = 0.0, clock_hz: float | None = None,
              wait_for: Sequence[str] | Mapping[str, int] | None = None, wait_timeout: float = 10.0,
              ack_timeout: float = 5.0, node: Node | None = None, stop: threading.Event | None = None) -> PlayResult:
-    """Publish the bag's messages (all topics, or `topics`) at `rate` times their recorded pace.
+    """Publish the bag's messages (all topics, or `topics`) at `rate` times their recorded pace, from its first
+    message on.
 
-    Before the first message it waits up to `wait_timeout` s until every topic in `wait_for` has a subscriber
-    (default: every played topic except the bag's scoring-only topics), then plays anyway and reports the rest in
-    `unmatched`; a mapping asks for that many subscribers per topic, and "/clock" can be waited for too, so that
-    sim-time nodes have the clock before the first message. Latched topics keep their last message before
-    `start_offset`. `clock_hz` publishes /clock with the bag's time at that rate and before every message. With
-    `loop`, it repeats until `stop` is set or Ctrl+C. `node` (optional) is an existing node to create the
-    publishers on; it needs no spinning.
+    Before the first message it waits up to `wait_timeout` s until every topic in `wait_for` has its subscribers:
+    a list asks for one per topic, a mapping for that many, and "/clock" can be named too, so that sim-time nodes
+    and recorders have the clock before the first message. Subscribers named in `wait_for` are required: without
+    them play raises SubscriberTimeout and publishes nothing. By default it waits for every played topic that
+    has messages, except the bag's scoring-only topics, then plays anyway and reports the rest in `unmatched`.
+    Latched topics keep their last message before `start_offset`. `clock_hz` publishes /clock with the bag's time
+    at that rate and before every message. With `loop`, it repeats until `stop` is set or Ctrl+C. `node`
+    (optional) is an existing node to create the publishers on; it needs no spinning.
     """
     if rate <= 0:
         raise ValueError(f"rate must be positive, got {rate}")
@@ -83,17 +88,21 @@ def play_bag(path: Path | str, *, rate: float = 1.0, loop: bool = False, topics:
     with BagReader(path) as bag, _player_node(node) as player:
         if unknown := [t for t in [*(topics or ()), *remap] if t not in bag.topics]:
             raise BagError(f"{bag.path} has no topics {unknown}; it has {sorted(bag.topics)}")
-        if not bag.topics or bag.start_ns > bag.end_ns:
+        if not bag.message_count:
             raise BagError(f"{bag.path} holds no messages")
         classes = _message_classes(bag, topics, result, player)
         played = list(classes)
+        result.counts = dict.fromkeys(played, 0)
+        result.in_bag = {t: bag.topics[t].count for t in played}
         publishers = {t: player.create_publisher(classes[t], remap.get(t, t), playback_profile(bag.topics[t].offers))
                       for t in played}
         clock = player.create_publisher(Clock, "/clock", CLOCK_QOS) if clock_hz else None
         try:
-            scoring = set(bag.custom_data.get(SCORING_TOPICS_KEY, "").split(","))
+            required = wait_for is not None
             if wait_for is None:
-                wait_for = [t for t in played if t not in scoring]
+                scoring = set(bag.custom_data.get(SCORING_TOPICS_KEY, "").split(","))
+                # A topic without messages publishes nothing, so nobody needs to be listening to it.
+                wait_for = [t for t in played if t not in scoring and bag.topics[t].count]
             waited = dict(wait_for) if isinstance(wait_for, Mapping) else {t: 1 for t in wait_for}
             waitable = {**publishers, **({"/clock": clock} if clock else {})}
             if missing := [t for t in waited if t not in waitable]:
@@ -101,8 +110,12 @@ def play_bag(path: Path | str, *, rate: float = 1.0, loop: bool = False, topics:
             result.unmatched = _wait_for_subscribers({t: (waitable[t], n) for t, n in waited.items()}, wait_timeout,
                                                      stop)
             if result.unmatched:
-                player.get_logger().warning(f"playing without subscribers on {result.unmatched} "
-                                            f"(none after {wait_timeout} s)")
+                short = ", ".join(f"{t} has {waitable[t].get_subscription_count()} of {waited[t]}"
+                                  for t in result.unmatched)
+                if required:
+                    raise SubscriberTimeout(f"subscribers missing after {wait_timeout} s ({short}); nothing was "
+                                            "played: start them first or raise the wait timeout")
+                player.get_logger().warning(f"playing without all subscribers ({short} after {wait_timeout} s)")
             start_ns = bag.start_ns + round(start_offset * 1e9)
             latched = [t for t in played if is_latched(bag.topics[t].offers)]
             started = time.monotonic()
@@ -169,7 +182,7 @@ def _play_once(bag: BagReader, played: list[str], latched: list[str], start_ns: 
     publish_clock(start_ns)
     for topic, data in last_before_start.items():
         publishers[topic].publish(data)
-        result.counts[topic] = result.counts.get(topic, 0) + 1
+        result.counts[topic] += 1
     for topic, stamp, data in bag.messages(played, start_ns=start_ns):
         due = wall_start + (stamp - start_ns) / rate
         while (now := time.monotonic_ns()) < due:
@@ -181,5 +194,5 @@ def _play_once(bag: BagReader, played: list[str], latched: list[str], start_ns: 
                 return
         publish_clock(stamp)
         publishers[topic].publish(data)
-        result.counts[topic] = result.counts.get(topic, 0) + 1
+        result.counts[topic] += 1
         result.max_lag_ms = max(result.max_lag_ms, (time.monotonic_ns() - due) / 1e6)
