@@ -19,9 +19,11 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+import pytest
 from rosbags.interfaces import Qos, QosDurability, QosHistory, QosLiveliness, QosReliability, QosTime
 from rosbags.rosbag2 import Writer
 from rosbags.rosbag2.enums import StoragePlugin
+from rosbags.rosbag2.storage_mcap import McapWriter
 from rosbags.typesys import Stores, get_typestore
 
 from gr00t_npu_node.bag.qos import INFINITE
@@ -96,10 +98,12 @@ def _scalar(value) -> str:
 
 
 def write_rosbag2(path: Path, storage: str, version: int, topics: Topics, files: Sequence[Messages], *,
-                  compress: bool = False, galactic_split_times: bool = False) -> None:
+                  compress: bool = False, galactic_split_times: bool = False, message_index: bool = True) -> None:
     """A new bag directory `path` holding `files` (one message list per split file) in the layout of `version`.
 
     `compress` compresses each file as a whole with zstd, as `ros2 bag record --compression-mode file` does.
+    `message_index=False` writes mcap chunks without message indexes, as rosbag2_storage_mcap does with
+    `noMessageIndex: true` in its storage configuration.
     """
     if version not in (4, 5, 6):
         raise ValueError(f"metadata version {version}: rosbags writes 8 and 9 itself")
@@ -136,7 +140,7 @@ def write_rosbag2(path: Path, storage: str, version: int, topics: Topics, files:
     for name, messages in zip(names, files):
         target = path / name.removesuffix(".zstd")
         if storage == "mcap":
-            _write_mcap(target, topics, messages)
+            _write_mcap(target, topics, messages, message_index)
         else:
             _write_sqlite(target, topics, messages, version, metadata)
         if compress:
@@ -145,16 +149,29 @@ def write_rosbag2(path: Path, storage: str, version: int, topics: Topics, files:
     (path / "metadata.yaml").write_text(metadata)
 
 
-def _write_mcap(target: Path, topics: Topics, messages: Messages) -> None:
+def _write_mcap(target: Path, topics: Topics, messages: Messages, message_index: bool) -> None:
     store = get_typestore(Stores.ROS2_JAZZY)
     scratch = target.with_suffix(".writing")
-    with Writer(scratch, version=8, storage_plugin=StoragePlugin.MCAP) as writer:
-        connections = {topic: writer.add_connection(topic, msgtype, typestore=store, offered_qos_profiles=offers)
-                       for topic, (msgtype, offers) in topics.items()}
-        for topic, stamp, data in messages:
-            writer.write(connections[topic], stamp, data)
+    with pytest.MonkeyPatch.context() as patch:
+        if not message_index:
+            patch.setattr(McapWriter, "close_chunk", _without_message_index(McapWriter.close_chunk))
+        with Writer(scratch, version=8, storage_plugin=StoragePlugin.MCAP) as writer:
+            connections = {topic: writer.add_connection(topic, msgtype, typestore=store, offered_qos_profiles=offers)
+                           for topic, (msgtype, offers) in topics.items()}
+            for topic, stamp, data in messages:
+                writer.write(connections[topic], stamp, data)
     (scratch / f"{scratch.name}.mcap").rename(target)
     shutil.rmtree(scratch)
+
+
+def _without_message_index(close_chunk):
+    """rosbags' chunk writer minus the message indexes: no MessageIndex records, an empty offset map in the chunk
+    index (the file's statistics still count every message)."""
+    def close(writer: McapWriter) -> None:
+        writer.chunk.msgs.clear()
+        close_chunk(writer)
+
+    return close
 
 
 def _write_sqlite(target: Path, topics: Topics, messages: Messages, version: int, metadata: str) -> None:

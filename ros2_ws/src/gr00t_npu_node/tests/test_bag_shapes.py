@@ -1,8 +1,8 @@
 """Every message of the bags robot teams keep is played, from the first one: a Foxy/Galactic bag (metadata version
 4) with an empty /rosout, a Galactic split bag whose metadata starts after its first message (plain and
 file-compressed), a bag whose metadata.yaml and files disagree on offered QoS; played == messages in the bag, per
-topic, and a subscriber receives them byte for byte. A bag whose files hold fewer messages than it lists fails
-with a non-zero exit and a message naming topic and counts."""
+topic, and a subscriber receives them byte for byte. A bag whose files hold fewer messages than it lists, or one
+the reader cannot read fully, fails with a non-zero exit and a message naming topic and counts."""
 from __future__ import annotations
 
 import json
@@ -103,3 +103,15 @@ def test_a_bag_whose_files_lack_messages_fails_naming_topic_and_counts(tmp_path,
     assert main(["play", str(path)]) == 2
     error = capsys.readouterr().err
     assert "missing" in error and "lost_1.db3" in error, error
+
+
+def test_a_bag_the_reader_cannot_read_fully_fails_after_reading(tmp_path, capsys, ros_isolation):
+    """Chunks without message indexes: rosbags skips them and reads no message, though the file counts 20."""
+    path = tmp_path / "unindexed"
+    write_rosbag2(path, "mcap", 5, FOXY_TOPICS, [talker(20, 1_000)], message_index=False)
+    with BagReader(path) as bag:
+        assert bag.topics["/topic"].count == 20
+    assert main(["play", str(path), "--topics", "/topic", "--remap", "/topic:=/unindexed/topic",
+                 "--wait-timeout", "0"]) == 2
+    error = capsys.readouterr().err
+    assert "/topic: 20 in the bag, 0 read" in error, error

@@ -105,7 +105,8 @@ class BagReader:
                  start_ns: int | None = None) -> Iterator[tuple[str, int, bytes]]:
         """(topic, receive time in ns, CDR bytes) in time order, from `start_ns` on (default: the first message).
 
-        Reading every message of a topic raises BagError at the end if it yielded another count than the bag lists.
+        Reading a topic from the first message to the end raises BagError at the end if it yielded another count
+        than the bag lists.
         """
         wanted = list(self.topics) if topics is None else list(topics)
         if unknown := [t for t in wanted if t not in self.topics]:
@@ -120,12 +121,13 @@ class BagReader:
                     yield connection.topic, timestamp, bytes(data)
             except ReaderError as err:
                 raise BagError(f"cannot read bag {self.path}: {err}") from None
-        if start_ns is None and (short := {t: (self.topics[t].count, n) for t, n in read.items()
-                                           if n != self.topics[t].count}):
+        from_first = start_ns is None or start_ns <= self.start_ns
+        if from_first and (short := {t: (self.topics[t].count, n) for t, n in read.items()
+                                     if n != self.topics[t].count}):
             raise BagError(f"{self.path}: reading the bag yielded another number of messages than it holds "
                            + _count_list(short, "in the bag", "read")
-                           + "; the storage plugin cannot read this file fully: convert it with `ros2 bag convert`"
-                           " and report the bag")
+                           + "; rosbags cannot read its files fully (mcap chunks without message indexes are one "
+                           "cause): rewrite it with `ros2 bag convert` and report the bag")
 
     def close(self) -> None:
         self._reader.close()

@@ -23,7 +23,6 @@ from gr00t_npu_node.bag.qos import CLOCK_QOS, is_latched, playback_profile
 from gr00t_npu_node.bag.typedefs import message_class
 
 
-
 @dataclass
 class PlayResult:
     counts: dict[str, int] = field(default_factory=dict)   # messages published, by played bag topic

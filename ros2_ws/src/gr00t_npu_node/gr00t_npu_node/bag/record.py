@@ -12,8 +12,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import rclpy
-from rosbags.interfaces import Connection
-from rosgraph_msgs.msg import Clock as RosClock
 from rclpy.clock import Clock, ClockType
 from rclpy.context import Context
 from rclpy.event_handler import QoSMessageLostInfo, SubscriptionEventCallbacks
@@ -22,6 +20,8 @@ from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.signals import SignalHandlerOptions
 from rclpy.validate_topic_name import validate_topic_name
+from rosbags.interfaces import Connection
+from rosgraph_msgs.msg import Clock as RosClock
 
 from gr00t_npu_node.bag.bagio import BagWriter
 from gr00t_npu_node.bag.qos import CLOCK_QOS, qos_from_endpoint, recording_profile
@@ -41,11 +41,10 @@ class RecordSummary:
     never_published: list[str]        # requested topics that no publisher offered while recording
 
     def problems(self) -> list[str]:
-        """What the recording missed, one line per topic; empty when every message was written."""
-        lines = [f"{t}: received {n}, wrote {self.counts[t]}" for t, n in self.received.items() if n != self.counts[t]]
-        lines += [f"{t}: the middleware lost {n} messages before they reached the recorder"
-                  for t, n in self.lost.items() if n]
-        return lines
+        """Messages the middleware lost before the recorder took them, one line per topic (every message taken is
+        written: a failed write ends the recording with its error)."""
+        return [f"{t}: the middleware lost {n} messages before they reached the recorder"
+                for t, n in self.lost.items() if n]
 
 
 class BagRecorder:
@@ -77,10 +76,6 @@ class BagRecorder:
         # A steady-clock timer: the caller's node may be on sim time, whose timers stand still without /clock.
         self._timer = node.create_timer(GRAPH_POLL_S, self.discover, clock=Clock(clock_type=ClockType.STEADY_TIME))
         self.discover()
-
-    @property
-    def total(self) -> int:
-        return sum(self.counts.values())
 
     def all_subscribed(self) -> bool:
         """True once every requested topic is recorded (always False in record-all mode)."""
