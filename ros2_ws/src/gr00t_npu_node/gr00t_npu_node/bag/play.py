@@ -45,8 +45,9 @@ def _player_node(node: Node | None) -> Iterator[Node]:
         yield node
         return
     context = Context()
-    # No rclpy signal handlers: Ctrl+C stays a KeyboardInterrupt for the caller.
-    rclpy.init(context=context, signal_handler_options=SignalHandlerOptions.NO)
+    # No rclpy signal handlers: Ctrl+C stays a KeyboardInterrupt for the caller. No command line either: rcl would
+    # take `--remap FROM:=TO` values for global remapping rules of its own.
+    rclpy.init(args=[], context=context, signal_handler_options=SignalHandlerOptions.NO)
     own = rclpy.create_node("gr00t_bag_player", context=context)
     try:
         yield own
@@ -73,8 +74,9 @@ def play_bag(path: Path | str, *, rate: float = 1.0, loop: bool = False, topics:
     and recorders have the clock before the first message. Subscribers named in `wait_for` are required: without
     them play raises SubscriberTimeout and publishes nothing. By default it waits for every played topic that
     has messages, except the bag's scoring-only topics, then plays anyway and reports the rest in `unmatched`.
-    Latched topics keep their last message before `start_offset`. `clock_hz` publishes /clock with the bag's time
-    at that rate and before every message. With `loop`, it repeats until `stop` is set or Ctrl+C. `node`
+    Latched topics keep their last message before `start_offset`; their messages up to the start go out first,
+    acknowledged by every subscriber before the clock runs. `clock_hz` publishes /clock with the bag's time at that
+    rate and before every message. With `loop`, it repeats until `stop` is set or Ctrl+C. `node`
     (optional) is an existing node to create the publishers on; it needs no spinning.
     """
     if rate <= 0:
@@ -119,7 +121,8 @@ def play_bag(path: Path | str, *, rate: float = 1.0, loop: bool = False, topics:
             latched = [t for t in played if is_latched(bag.topics[t].offers)]
             started = time.monotonic()
             while not stop.is_set():
-                _play_once(bag, played, latched, start_ns, rate, publishers, clock, clock_hz, stop, result)
+                _play_once(bag, played, latched, start_ns, rate, publishers, clock, clock_hz, ack_timeout, stop,
+                           result)
                 result.loops += 1
                 if not loop:
                     break
@@ -159,17 +162,18 @@ def _wait_for_subscribers(publishers: dict, timeout: float, stop: threading.Even
 
 
 def _play_once(bag: BagReader, played: list[str], latched: list[str], start_ns: int, rate: float,
-               publishers: dict, clock, clock_hz: float | None, stop: threading.Event, result: PlayResult) -> None:
+               publishers: dict, clock, clock_hz: float | None, ack_timeout: float, stop: threading.Event,
+               result: PlayResult) -> None:
     """One pass from `start_ns` to the end; returns early when `stop` is set."""
-    last_before_start: dict[str, bytes] = {}
-    if start_ns > bag.start_ns:
-        for topic, stamp, data in bag.messages(latched):
-            if stamp >= start_ns:
-                break
-            last_before_start[topic] = data
-    wall_start = time.monotonic_ns()
+    # Latched topics' state at the start (their last message before it, all their messages at it) goes out before
+    # the clock runs, acknowledged by every subscriber: a node needs e.g. its instruction before the first image,
+    # and a subscriber that discovery has matched on our side only takes it a moment later.
+    at_start: dict[str, list[bytes]] = {}
+    for topic, stamp, data in bag.messages(latched):
+        if stamp > start_ns:
+            break
+        at_start[topic] = [*at_start.get(topic, []), data] if stamp == start_ns else [data]
     tick_ns = round(1e9 / clock_hz) if clock_hz else None
-    next_tick = wall_start
     last_clock = -1
 
     def publish_clock(stamp: int) -> None:
@@ -179,10 +183,17 @@ def _play_once(bag: BagReader, played: list[str], latched: list[str], start_ns: 
             last_clock = stamp
 
     publish_clock(start_ns)
-    for topic, data in last_before_start.items():
-        publishers[topic].publish(data)
-        result.counts[topic] += 1
+    for topic, messages in at_start.items():
+        for data in messages:
+            publishers[topic].publish(data)
+            result.counts[topic] += 1
+    for topic in at_start:
+        # What stays unacknowledged is reported after the pass.
+        publishers[topic].wait_for_all_acked(Duration(seconds=ack_timeout))
+    wall_start = next_tick = time.monotonic_ns()
     for topic, stamp, data in bag.messages(played, start_ns=start_ns):
+        if stamp == start_ns and topic in at_start:
+            continue
         due = wall_start + (stamp - start_ns) / rate
         while (now := time.monotonic_ns()) < due:
             if tick_ns is not None and now >= next_tick:

@@ -179,7 +179,7 @@ def record_bag(out: Path | str, *, topics: Sequence[str] | None = None, storage:
     every (topic, receive time, bytes) as it is written.
     """
     context = Context()
-    rclpy.init(context=context, signal_handler_options=SignalHandlerOptions.NO)
+    rclpy.init(args=[], context=context, signal_handler_options=SignalHandlerOptions.NO)
     try:
         node = rclpy.create_node("gr00t_bag_recorder", context=context)
         executor = SingleThreadedExecutor(context=context)
