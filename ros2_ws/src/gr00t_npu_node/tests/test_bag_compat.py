@@ -1,21 +1,19 @@
-"""Bags as `ros2 bag record` writes them on robots: Humble (metadata version 5 and 6, sqlite3 schema 3 without
-message definitions, QoS as a YAML string of integers, history UNKNOWN / depth 0) and Jazzy (versions 8 and 9),
-mcap and sqlite3, holding rclpy-serialized JointStates with an empty effort that rosbags' strict decoder rejects.
+"""Bags as `ros2 bag record` writes them on robots: Foxy and Galactic (metadata version 4, sqlite3 without schema
+table, infinite durations as 2147483647 s 4294967295 ns), Humble (5 and 6, sqlite3 schema 3 without message
+definitions, QoS as a YAML string of integers, history UNKNOWN / depth 0) and Jazzy (8 and 9), mcap and sqlite3,
+holding rclpy-serialized JointStates with an empty effort that rosbags' strict decoder rejects.
 
-rosbags writes versions 8 and 9 itself; the Humble layouts are made from them by rewriting metadata.yaml and, for
-sqlite3, the database schema, exactly as Humble's rosbag2 lays them out.
+rosbags writes versions 8 and 9 itself; the older layouts come from rosbag2_shapes.write_rosbag2.
 """
 from __future__ import annotations
 
 import array
-import sqlite3
 from pathlib import Path
 
 import pytest
 import yaml
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.serialization import serialize_message
-from rosbags.interfaces import Qos, QosDurability, QosHistory, QosLiveliness, QosReliability
 from rosbags.rosbag2 import Writer
 from rosbags.rosbag2.enums import StoragePlugin
 from rosbags.typesys import Stores, get_typestore
@@ -28,47 +26,18 @@ from gr00t_npu_node.bag.messages import decode_joint_state
 from gr00t_npu_node.bag.play import play_bag
 from gr00t_npu_node.bag.qos import INFINITE, is_latched, playback_profile
 from gr00t_npu_node.bag.typedefs import MessageDefinitions
+from rosbag2_shapes import FOXY_INFINITE, recorded_qos, write_rosbag2
 
-HUMBLE_QOS = """- history: 3
-  depth: 0
-  reliability: 1
-  durability: {durability}
-  deadline:
-    sec: 9223372036
-    nsec: 854775807
-  lifespan:
-    sec: 9223372036
-    nsec: 854775807
-  liveliness: 1
-  liveliness_lease_duration:
-    sec: 9223372036
-    nsec: 854775807
-  avoid_ros_namespace_conventions: false"""
-HUMBLE_SQLITE_SCHEMA = """
-CREATE TABLE schema(schema_version INTEGER PRIMARY KEY, ros_distro TEXT NOT NULL);
-CREATE TABLE metadata(id INTEGER PRIMARY KEY, metadata_version INTEGER NOT NULL, metadata TEXT NOT NULL);
-CREATE TABLE topics(id INTEGER PRIMARY KEY, name TEXT NOT NULL, type TEXT NOT NULL,
-                    serialization_format TEXT NOT NULL, offered_qos_profiles TEXT NOT NULL);
-CREATE TABLE messages(id INTEGER PRIMARY KEY, topic_id INTEGER NOT NULL, timestamp INTEGER NOT NULL,
-                      data BLOB NOT NULL);
-CREATE INDEX timestamp_idx ON messages (timestamp ASC);
-INSERT INTO schema(schema_version, ros_distro) VALUES (3, 'humble');
-"""
-VARIANTS = [(storage, version) for storage in ("mcap", "sqlite3") for version in (5, 6, 8, 9)]
+VARIANTS = [(storage, version) for storage in ("mcap", "sqlite3") for version in (4, 5, 6, 8, 9)]
 START_NS = 1_690_000_000 * 10**9
 FRAMES = 5
+TYPES = {"/instruction": "std_msgs/msg/String", "/joint_states": "sensor_msgs/msg/JointState",
+         "/camera/image_raw": "sensor_msgs/msg/Image"}
 
 
-def recorded_qos(latched: bool) -> Qos:
-    """What Humble's recorder stores for a publisher: history UNKNOWN, depth 0, reliable."""
-    durability = QosDurability.TRANSIENT_LOCAL if latched else QosDurability.VOLATILE
-    return Qos(QosHistory.UNKNOWN, 0, QosReliability.RELIABLE, durability, INFINITE, INFINITE,
-               QosLiveliness.AUTOMATIC, INFINITE, False)
-
-
-def robot_messages() -> list[tuple[str, str, int, bytes]]:
-    """(topic, type, time, CDR bytes as DDS delivers them) serialized by rclpy, as a robot's recorder stores them."""
-    messages = [("/instruction", "std_msgs/msg/String", START_NS, serialize_message(String(data="pick the pear")))]
+def robot_messages() -> list[tuple[str, int, bytes]]:
+    """(topic, time, CDR bytes as DDS delivers them) serialized by rclpy, as a robot's recorder stores them."""
+    messages = [("/instruction", START_NS, serialize_message(String(data="pick the pear")))]
     for i in range(FRAMES):
         stamp = START_NS + (i + 1) * 50_000_000
         state = JointState(name=["waist_yaw_joint", "waist_pitch_joint"], position=[0.1 * i, -0.1 * i])
@@ -76,60 +45,26 @@ def robot_messages() -> list[tuple[str, str, int, bytes]]:
         image = Image(height=2, width=2, encoding="rgb8", step=6)
         image.data = array.array("B", bytes(range(i, i + 12)))
         raw_image = serialize_message(image)
-        messages += [("/joint_states", "sensor_msgs/msg/JointState", stamp, serialize_message(state)),
-                     ("/camera/image_raw", "sensor_msgs/msg/Image", stamp, raw_image + bytes(-len(raw_image) % 4))]
+        messages += [("/joint_states", stamp, serialize_message(state)),
+                     ("/camera/image_raw", stamp, raw_image + bytes(-len(raw_image) % 4))]
     return messages
 
 
-def write_robot_bag(path: Path, storage: str, version: int) -> list[tuple[str, str, int, bytes]]:
+def write_robot_bag(path: Path, storage: str, version: int) -> list[tuple[str, int, bytes]]:
     messages = robot_messages()
+    infinite = FOXY_INFINITE if version == 4 else INFINITE
+    offers = {t: [recorded_qos(latched=t == "/instruction", infinite=infinite)] for t in TYPES}
+    if version < 8:
+        write_rosbag2(path, storage, version, {t: (TYPES[t], offers[t]) for t in TYPES}, [messages])
+        return messages
     store = get_typestore(Stores.ROS2_JAZZY)
     plugin = StoragePlugin.MCAP if storage == "mcap" else StoragePlugin.SQLITE3
-    with Writer(path, version=9 if version == 9 else 8, storage_plugin=plugin) as writer:
-        connections = {}
-        for topic, msgtype, _, _ in messages:
-            if topic not in connections:
-                connections[topic] = writer.add_connection(
-                    topic, msgtype, typestore=store, offered_qos_profiles=[recorded_qos(topic == "/instruction")])
-        for topic, _, stamp, data in messages:
+    with Writer(path, version=version, storage_plugin=plugin) as writer:
+        connections = {t: writer.add_connection(t, TYPES[t], typestore=store, offered_qos_profiles=offers[t])
+                       for t in TYPES}
+        for topic, stamp, data in messages:
             writer.write(connections[topic], stamp, data)
-    if version < 8:
-        make_humble(path, storage, version)
     return messages
-
-
-def make_humble(path: Path, storage: str, version: int) -> None:
-    """Rewrite a version 8 bag into Humble's layout (metadata version 5, or 6 with custom_data)."""
-    metadata_path = path / "metadata.yaml"
-    metadata = yaml.safe_load(metadata_path.read_text())
-    info = metadata["rosbag2_bagfile_information"]
-    info["version"] = version
-    del info["ros_distro"]
-    if version == 5:
-        del info["custom_data"]
-    for entry in info["topics_with_message_count"]:
-        topic = entry["topic_metadata"]
-        del topic["type_description_hash"]
-        latched = topic["name"] == "/instruction"
-        topic["offered_qos_profiles"] = HUMBLE_QOS.format(durability=1 if latched else 2)
-    metadata_path.write_text(yaml.safe_dump(metadata, sort_keys=False))
-    if storage == "sqlite3":
-        database = path / f"{path.name}.db3"
-        old = sqlite3.connect(database)
-        topics = old.execute("SELECT id, name, type, serialization_format FROM topics").fetchall()
-        messages = old.execute("SELECT topic_id, timestamp, data FROM messages ORDER BY id").fetchall()
-        old.close()
-        database.unlink()
-        new = sqlite3.connect(database)
-        new.executescript(HUMBLE_SQLITE_SCHEMA)
-        new.executemany("INSERT INTO topics VALUES (?, ?, ?, ?, ?)",
-                        [(i, n, t, f, HUMBLE_QOS.format(durability=1 if n == "/instruction" else 2))
-                         for i, n, t, f in topics])
-        new.executemany("INSERT INTO messages (topic_id, timestamp, data) VALUES (?, ?, ?)", messages)
-        new.execute("INSERT INTO metadata (metadata_version, metadata) VALUES (?, ?)",
-                    (version, yaml.safe_dump(info)))
-        new.commit()
-        new.close()
 
 
 @pytest.mark.parametrize("storage,version", VARIANTS)
@@ -143,7 +78,7 @@ def test_robot_bags_of_every_metadata_version_read_raw(tmp_path, storage, versio
         assert is_latched(bag.topics["/instruction"].offers) and not is_latched(bag.topics["/joint_states"].offers)
         assert playback_profile(bag.topics["/instruction"].offers).durability == DurabilityPolicy.TRANSIENT_LOCAL
         assert playback_profile(bag.topics["/joint_states"].offers).depth >= 1
-        assert [(t, s, d) for t, s, d in bag.messages()] == [(t, s, d) for t, _, s, d in written]
+        assert list(bag.messages()) == written
         raw_state = next(d for t, _, d in bag.messages(["/joint_states"]))
     store = get_typestore(Stores.ROS2_JAZZY)
     with pytest.raises(Exception, match="CDR message size mismatch"):  # the rclpy form strict decoders reject
@@ -151,7 +86,7 @@ def test_robot_bags_of_every_metadata_version_read_raw(tmp_path, storage, versio
     assert decode_joint_state(raw_state)[1] == ("waist_yaw_joint", "waist_pitch_joint")
 
 
-@pytest.mark.parametrize("storage,version", [("sqlite3", 5), ("mcap", 6), ("mcap", 9)])
+@pytest.mark.parametrize("storage,version", [("sqlite3", 4), ("sqlite3", 5), ("mcap", 6), ("mcap", 9)])
 def test_robot_bags_replay_byte_for_byte_with_the_instruction_latched(tmp_path, ros_probe, player, storage,
                                                                       version):
     path = tmp_path / "robot"
@@ -170,8 +105,8 @@ def test_robot_bags_replay_byte_for_byte_with_the_instruction_latched(tmp_path, 
                       remap={"/instruction": f"{prefix}/instruction", "/joint_states": f"{prefix}/joint_states"})
     assert result.unmatched == [] and result.counts == {"/instruction": 1, "/joint_states": FRAMES}
     wait_until(lambda: len(states.messages) == FRAMES and instruction.messages, 10, "the replayed messages")
-    assert states.messages == [d for t, _, _, d in written if t == "/joint_states"]
-    assert instruction.messages == [d for t, _, _, d in written if t == "/instruction"]
+    assert states.messages == [d for t, _, d in written if t == "/joint_states"]
+    assert instruction.messages == [d for t, _, d in written if t == "/instruction"]
 
 
 def test_definitions_of_types_rosbags_does_not_know_come_from_the_rclpy_class():

@@ -1,5 +1,6 @@
-"""`gr00t-npu-bag play` and `record` over real rclpy: the convert -> play -> record round trip byte for byte, and
-play's timing, rate, /clock, topic selection, remapping, start offset, loop and subscriber wait."""
+"""`gr00t-npu-bag play` and `record` over real rclpy: the convert -> play -> record round trip byte for byte, a
+burst recorded without loss, and play's timing, rate, /clock, topic selection, remapping, start offset, loop and
+subscriber wait."""
 from __future__ import annotations
 
 import signal
@@ -10,17 +11,17 @@ from pathlib import Path
 
 import pytest
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
-from rclpy.serialization import deserialize_message
+from rclpy.serialization import deserialize_message, serialize_message
 from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import JointState
 from std_msgs.msg import String
 
 from conftest import Collector, bag_messages, wait_until
-from gr00t_npu_node.bag.bagio import BagError, BagReader
+from gr00t_npu_node.bag.bagio import BagError, BagReader, BagWriter
 from gr00t_npu_node.bag.convert import convert_dataset
 from gr00t_npu_node.bag.layout import Topics, load_joint_layout
 from gr00t_npu_node.bag.play import play_bag
-from gr00t_npu_node.bag.qos import is_latched
+from gr00t_npu_node.bag.qos import bag_qos, is_latched
 from gr00t_npu_node.bag.synth import write_synthetic_bag
 
 TOPICS = Topics()
@@ -44,12 +45,14 @@ def collect_raw(probe, msg_type: type, topic: str, qos) -> Collector:
 
 def round_trip(source: Path, recorded: Path, storage: str, env: dict[str, str]) -> None:
     """Record in a separate process while the bag plays (with /clock), stop the recorder with SIGINT."""
-    recorder = subprocess.Popen([str(BAG_CLI), "record", str(recorded), "--topics", *ALL_TOPICS, "--storage",
+    recorder = subprocess.Popen([str(BAG_CLI), "record", *ALL_TOPICS, "-o", str(recorded), "--storage",
                                  storage, "--use-sim-time"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                 text=True)
     try:
-        # Play waits until the recorder has subscribed to every topic, and until every reliable message is acked.
-        result = play_bag(source, rate=4.0, clock_hz=100.0, wait_for=ALL_TOPICS, wait_timeout=30.0)
+        # Play waits until the recorder has subscribed to every topic and to /clock (which it does last), and
+        # until every reliable message is acked.
+        result = play_bag(source, rate=4.0, clock_hz=100.0, wait_for={**dict.fromkeys(ALL_TOPICS, 1), "/clock": 1},
+                          wait_timeout=30.0)
         assert result.unmatched == [] and result.unacked == []
     finally:
         recorder.send_signal(signal.SIGINT)
@@ -167,5 +170,40 @@ def test_play_rejects_what_it_cannot_play(tmp_path, synthetic_bag, player):
 def test_record_cli_needs_topics(tmp_path, capsys):
     from gr00t_npu_node.bag.cli import main
 
-    assert main(["record", str(tmp_path / "out")]) == 2
+    assert main(["record", "-o", str(tmp_path / "out")]) == 2
     assert "--topics" in capsys.readouterr().err
+
+
+def test_record_cli_keeps_every_message_of_a_burst(tmp_path, ros_isolation):
+    """1,111 messages published back to back reach the bag, received == written, with `-o` among the topics."""
+    burst = tmp_path / "burst"
+    offer = [bag_qos(reliable=True, transient_local=False, depth=10)]
+    with BagWriter(burst) as writer:
+        fast = writer.add_topic("/burst/fast", "std_msgs/msg/String", offer)
+        slow = writer.add_topic("/burst/slow", "std_msgs/msg/String", offer)
+        for i in range(1111):
+            writer.write(fast, 1_000 + i, dds_bytes(String(data=f"burst {i:04d} " + "x" * 200)))
+        for i in range(3):
+            writer.write(slow, 1_000 + 500 * i, dds_bytes(String(data=f"slow {i}")))
+    recorded = tmp_path / "recorded"
+    recorder = subprocess.Popen([str(BAG_CLI), "record", "--topics", "/burst/fast", "-o", str(recorded),
+                                 "/burst/slow"], env=ros_isolation, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                text=True)
+    try:
+        play = subprocess.run([str(BAG_CLI), "play", str(burst), "--wait-for", "/burst/fast", "/burst/slow",
+                               "--wait-timeout", "30"], env=ros_isolation, capture_output=True, text=True, timeout=120)
+    finally:
+        recorder.send_signal(signal.SIGINT)
+        output, _ = recorder.communicate(timeout=30)
+    assert play.returncode == 0, play.stdout + play.stderr
+    assert "/burst/fast: played 1111 of 1111 messages" in play.stdout
+    assert recorder.returncode == 0, output
+    assert "/burst/fast: received 1111, wrote 1111 messages" in output, output
+    assert ({t: [d for _, d in m] for t, m in bag_messages(recorded).items()}
+            == {t: [d for _, d in m] for t, m in bag_messages(burst).items()})
+
+
+def dds_bytes(message) -> bytes:
+    """CDR as DDS delivers it (and a recorder stores it): padded to a multiple of 4 bytes."""
+    data = serialize_message(message)
+    return data + bytes(-len(data) % 4)

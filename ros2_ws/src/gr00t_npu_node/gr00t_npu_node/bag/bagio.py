@@ -1,7 +1,8 @@
 """Reading and writing rosbag2 directories (mcap or sqlite3) as raw CDR bytes, on top of `rosbags`.
 
 Nothing here decodes a message: play and record move bytes, so a bag written by `ros2 bag record` on a robot
-(Humble metadata version 5/6, Jazzy 8/9) replays exactly as recorded, whatever a strict decoder thinks of it.
+(Foxy and Galactic metadata version 4, Humble 5/6, Jazzy 8/9; split, compressed) replays exactly as recorded,
+whatever a strict decoder thinks of it.
 """
 from __future__ import annotations
 
@@ -11,11 +12,14 @@ from pathlib import Path
 
 from rosbags.interfaces import Connection, ConnectionExtRosbag2, Qos
 from rosbags.rosbag2 import Reader, ReaderError, Writer, WriterError
+from rosbags.rosbag2.reader import DirectoryReader
 from rosbags.rosbag2.enums import CompressionFormat, CompressionMode, StoragePlugin
 
 from gr00t_npu_node.bag.typedefs import MessageDefinitions
 
 STORAGES = {"mcap": StoragePlugin.MCAP, "sqlite3": StoragePlugin.SQLITE3}
+# The type rosbags gives an mcap channel written without a schema; metadata.yaml still names the real type.
+SCHEMALESS = "__schemaless__"
 
 
 class BagError(RuntimeError):
@@ -31,7 +35,13 @@ class TopicInfo:
 
 
 class BagReader:
-    """A rosbag2 directory opened for raw reading (use as a context manager)."""
+    """A rosbag2 directory (or a single .mcap/.db3 file) opened for raw reading (use as a context manager).
+
+    Every message of every storage file is read, from the first one, whatever the metadata's `starting_time`
+    says (rosbag2 of Galactic and Humble writes the last split file's start there). `topics[t].count` is what
+    metadata.yaml lists; opening fails when the files hold another number, and a full read of a topic fails when
+    it yields another number, so a bag is never read partially in silence.
+    """
 
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
@@ -44,25 +54,48 @@ class BagReader:
             self._reader.open()
         except (ReaderError, OSError, KeyError, ValueError) as err:
             raise BagError(f"cannot read bag {self.path}: {err}") from None
-        self._connections: dict[str, list[Connection]] = {}
+        try:
+            self._index()
+        except BagError:
+            self._reader.close()
+            raise
+
+    def _index(self) -> None:
+        listed: dict[str, list[Connection]] = {}
         for connection in self._reader.connections:
-            self._connections.setdefault(connection.topic, []).append(connection)
+            listed.setdefault(connection.topic, []).append(connection)
+        storage = self._reader.storage
+        self._files = storage.storages if isinstance(storage, DirectoryReader) else [storage]
+        # rosbags pairs a file's connections with metadata.yaml's by topic, type, offered QoS and type hash, and
+        # silently yields nothing for a file connection that differs in any of them; rosbag2 pairs by topic name.
+        # So messages are read through the files' own connections, paired here by topic.
+        self._stored: dict[str, list[Connection]] = {}
+        for file in self._files:
+            for connection in file.connections:
+                self._stored.setdefault(connection.topic, []).append(connection)
+        if unlisted := sorted(set(self._stored) - set(listed)):
+            raise BagError(f"{self.path}: its files hold topics {unlisted} that metadata.yaml does not list; "
+                           f"rewrite metadata.yaml from the files with `ros2 bag reindex {self.path}`")
         self.topics: dict[str, TopicInfo] = {}
-        for name, connections in self._connections.items():
+        for name, connections in listed.items():
             types = {c.msgtype for c in connections}
-            if len(types) != 1:
-                raise BagError(f"{self.path}: topic {name} was recorded with several types {sorted(types)}")
+            stored_types = {c.msgtype for c in self._stored.get(name, ())} - {SCHEMALESS}
+            if len(types) != 1 or not stored_types <= types:
+                raise BagError(f"{self.path}: topic {name} was recorded with several types "
+                               f"{sorted(types | stored_types)}")
             offers = tuple(q for c in connections if isinstance(c.ext, ConnectionExtRosbag2)
                            for q in c.ext.offered_qos_profiles)
             self.topics[name] = TopicInfo(name, types.pop(), offers, sum(c.msgcount for c in connections))
-
-    @property
-    def start_ns(self) -> int:
-        return self._reader.start_time
-
-    @property
-    def end_ns(self) -> int:
-        return self._reader.end_time
+        stored_counts = {t: sum(c.msgcount for c in self._stored.get(t, ())) for t in self.topics}
+        if wrong := {t: (i.count, stored_counts[t]) for t, i in self.topics.items() if i.count != stored_counts[t]}:
+            raise BagError(f"{self.path}: metadata.yaml and the bag's files disagree on message counts "
+                           + _count_list(wrong, "listed", "in the files")
+                           + f"; messages were lost while recording or metadata.yaml is stale (`ros2 bag reindex "
+                           f"{self.path}` rewrites it from the files)")
+        with_messages = [f.metadata for f in self._files if f.metadata.message_count]
+        self.message_count = sum(stored_counts.values())
+        self.start_ns = min((m.start_time for m in with_messages), default=0)
+        self.end_ns = max((m.end_time for m in with_messages), default=0)   # just after the last message
 
     @property
     def custom_data(self) -> dict[str, str]:
@@ -70,15 +103,31 @@ class BagReader:
 
     def messages(self, topics: Iterable[str] | None = None,
                  start_ns: int | None = None) -> Iterator[tuple[str, int, bytes]]:
-        """(topic, receive time in ns, CDR bytes) in time order."""
+        """(topic, receive time in ns, CDR bytes) in time order, from `start_ns` on (default: the first message).
+
+        Reading a topic from the first message to the end raises BagError at the end if it yielded another count
+        than the bag lists.
+        """
         wanted = list(self.topics) if topics is None else list(topics)
         if unknown := [t for t in wanted if t not in self.topics]:
             raise BagError(f"{self.path} has no topics {unknown}; it has {sorted(self.topics)}")
-        connections = [c for t in wanted for c in self._connections[t]]
-        if not connections:
-            return
-        for connection, timestamp, data in self._reader.messages(connections, start=start_ns):
-            yield connection.topic, timestamp, bytes(data)
+        connections = [c for t in wanted for c in self._stored.get(t, ())]
+        read = dict.fromkeys(wanted, 0)
+        # An empty connection list would make rosbags read every topic.
+        if connections:
+            try:
+                for connection, timestamp, data in self._reader.messages(connections, start=start_ns):
+                    read[connection.topic] += 1
+                    yield connection.topic, timestamp, bytes(data)
+            except ReaderError as err:
+                raise BagError(f"cannot read bag {self.path}: {err}") from None
+        from_first = start_ns is None or start_ns <= self.start_ns
+        if from_first and (short := {t: (self.topics[t].count, n) for t, n in read.items()
+                                     if n != self.topics[t].count}):
+            raise BagError(f"{self.path}: reading the bag yielded another number of messages than it holds "
+                           + _count_list(short, "in the bag", "read")
+                           + "; rosbags cannot read its files fully (mcap chunks without message indexes are one "
+                           "cause): rewrite it with `ros2 bag convert` and report the bag")
 
     def close(self) -> None:
         self._reader.close()
@@ -88,6 +137,10 @@ class BagReader:
 
     def __exit__(self, *exc_info) -> None:
         self.close()
+
+
+def _count_list(counts: dict[str, tuple[int, int]], first: str, second: str) -> str:
+    return ", ".join(f"{topic}: {a} {first}, {b} {second}" for topic, (a, b) in sorted(counts.items()))
 
 
 class BagWriter:

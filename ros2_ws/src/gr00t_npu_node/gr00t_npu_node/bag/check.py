@@ -19,12 +19,13 @@ class ReplayCheck:
     frames: int
     observation_frames: list[int | None]
     skipped_steps: list[int]
-    holds: dict[str, int]
+    holds: dict[str, int]                 # per group: holds during the replay
+    holds_at_start: dict[str, int]        # per group: holds as the replay's clock started (see check_replay)
     problems: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
         return (f"{self.chunks} chunks for {self.frames} frames, observations at frames {self.observation_frames}, "
-                f"skipped steps {self.skipped_steps}, holds {self.holds}; "
+                f"skipped steps {self.skipped_steps}, holds {self.holds} (at the start {self.holds_at_start}); "
                 + ("all checks passed" if not self.problems else f"{len(self.problems)} problems"))
 
 
@@ -39,12 +40,17 @@ def check_replay(log: CommandLog, camera_stamps: list[int], layout: JointLayout,
     execute = layout.execute_steps
     frames = len(camera_stamps)
     chunks = log.chunks
-    check = ReplayCheck(len(chunks), frames, [], [], dict(log.holds))
+    # When the replay's clock starts, the images and joint states the node kept from before (an earlier replay)
+    # are suddenly old, and it may hold once before the bag's first image reaches it: that hold is not the bag's.
+    started_ns = (camera_stamps[0] if camera_stamps else 0) + clock_slack_ns
+    check = ReplayCheck(len(chunks), frames, [], [],
+                        {g: sum(t > started_ns for t in times) for g, times in log.hold_times.items()},
+                        {g: sum(t <= started_ns for t in times) for g, times in log.hold_times.items()})
     problem = check.problems.append
     if not chunks:
         problem("the node published no chunk during the replay")
         return check
-    if held := {g: n for g, n in log.holds.items() if n}:
+    if held := {g: n for g, n in check.holds.items() if n}:
         problem(f"the node held during the replay {held} (stale or missing inputs; see its diagnostics)")
     limits = layout.limits(layout.policy_groups)
     for index, chunk in enumerate(chunks):

@@ -67,34 +67,57 @@ def _synth(args: argparse.Namespace) -> int:
 def _play(args: argparse.Namespace) -> int:
 
     result = play_bag(args.bag, rate=args.rate, loop=args.loop, topics=args.topics, remap=_parse_remap(args.remap),
-                      start_offset=args.start_offset, clock_hz=args.clock, wait_for=args.wait_for,
+                      start_offset=args.start_offset, clock_hz=args.clock, wait_for=_parse_wait_for(args.wait_for),
                       wait_timeout=args.wait_timeout)
     for topic, count in result.counts.items():
-        print(f"{topic}: {count} messages")
+        print(f"{topic}: played {count} of {result.in_bag[topic]} messages")
     for topic, reason in result.skipped.items():
         print(f"{topic}: not played: {reason}", file=sys.stderr)
     print(f"played in {result.wall_seconds:.2f} s, worst lag {result.max_lag_ms:.1f} ms")
     if result.unacked:
-        print(f"not acknowledged by every subscriber: {result.unacked}", file=sys.stderr)
+        print(f"gr00t-npu-bag play: error: not every subscriber acknowledged {result.unacked}: they may have missed "
+              "messages", file=sys.stderr)
+        return 1
     return 0
+
+
+def _parse_wait_for(items: list[str] | None) -> dict[str, int] | None:
+    """TOPIC or TOPIC:COUNT (ROS names have no colon), e.g. `/clock:2` for a node and a recorder on sim time."""
+    if items is None:
+        return None
+    wanted = {}
+    for item in items:
+        topic, sep, count = item.partition(":")
+        if not topic or (sep and not count.isdigit()) or count == "0":
+            raise ValueError(f"bad --wait-for {item!r}; write TOPIC or TOPIC:COUNT, e.g. /clock:2")
+        wanted[topic] = int(count) if sep else 1
+    return wanted
 
 
 def _record(args: argparse.Namespace) -> int:
 
-    if not args.topics and not args.all:
-        raise ValueError("name the topics to record (--topics T ...) or record everything with --all")
+    topics = [*args.topic_args, *(args.topics or ())]
+    if not topics and not args.all:
+        raise ValueError("name the topics to record (TOPIC ... or --topics TOPIC ...) or record all with -a/--all")
+    out = args.output or Path(time.strftime("rosbag2_%Y_%m_%d-%H_%M_%S"))
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
-    summary = record_bag(args.out, topics=None if args.all else args.topics, storage=args.storage,
-                         compress=args.compress, use_sim_time=args.use_sim_time, stop=stop)
+    summary = record_bag(out, topics=None if args.all else topics, storage=args.storage, compress=args.compress,
+                         use_sim_time=args.use_sim_time, stop=stop)
     for topic, count in summary.counts.items():
-        print(f"{topic}: {count} messages")
+        print(f"{topic}: received {summary.received[topic]}, wrote {count} messages")
     for topic, reason in summary.skipped.items():
         print(f"{topic}: not recorded: {reason}", file=sys.stderr)
     if summary.never_published:
         print(f"never published while recording: {summary.never_published}", file=sys.stderr)
-    print(f"{args.out}: {sum(summary.counts.values())} messages")
+    if unclocked := {t: n for t, n in summary.unclocked.items() if n}:
+        print(f"written at time 0, no /clock message having come while recording: {unclocked}; play the bag with "
+              "--clock", file=sys.stderr)
+    print(f"{out}: {sum(summary.counts.values())} messages")
+    if problems := summary.problems():
+        print("gr00t-npu-bag record: error: the recording is incomplete: " + "; ".join(problems), file=sys.stderr)
+        return 1
     return 0
 
 
@@ -193,15 +216,18 @@ def build_parser() -> argparse.ArgumentParser:
     play.add_argument("--remap", nargs="+", default=[], metavar="FROM:=TO")
     play.add_argument("--start-offset", type=float, default=0.0, help="skip the first S seconds")
     play.add_argument("--clock", type=float, metavar="HZ", help="publish /clock at HZ (for use_sim_time nodes)")
-    play.add_argument("--wait-for", nargs="+", metavar="TOPIC",
-                      help="topics that need a subscriber before play starts (default: all but scoring topics)")
+    play.add_argument("--wait-for", nargs="+", metavar="TOPIC[:N]",
+                      help="subscribers play needs before it starts, N per topic (default 1), /clock included; "
+                           "without them it fails (default: waits for every topic with messages but the scoring "
+                           "topics, then plays anyway)")
     play.add_argument("--wait-timeout", type=float, default=10.0)
     play.set_defaults(run=_play)
 
-    record = commands.add_parser("record", help="record topics to a bag until Ctrl+C")
-    record.add_argument("out", type=Path)
-    record.add_argument("--topics", nargs="+")
-    record.add_argument("--all", action="store_true", help="record every topic that appears")
+    record = commands.add_parser("record", help="record topics to a bag until Ctrl+C (like `ros2 bag record`)")
+    record.add_argument("topic_args", nargs="*", metavar="TOPIC", help="topics to record, before or after options")
+    record.add_argument("--topics", nargs="+", metavar="TOPIC", help="more topics to record")
+    record.add_argument("-o", "--output", type=Path, help="the new bag (default: rosbag2_<date>-<time>)")
+    record.add_argument("-a", "--all", action="store_true", help="record every topic that appears")
     record.add_argument("--storage", choices=sorted(STORAGES), default="mcap")
     record.add_argument("--compress", action="store_true")
     record.add_argument("--use-sim-time", action="store_true", help="receive times from /clock")
@@ -243,7 +269,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    # argparse stops taking positionals at the first option; `record A -o OUT B` still means topics A and B.
+    if args.command == "record" and not [e for e in extra if e.startswith("-")]:
+        args.topic_args += extra
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
         return args.run(args)
     except (BagError, DatasetError, ValueError, LookupError, OSError) as err:

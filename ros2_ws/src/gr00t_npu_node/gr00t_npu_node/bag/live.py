@@ -18,7 +18,7 @@ from trajectory_msgs.msg import JointTrajectory
 
 from gr00t_npu_node.bag.bagio import BagError, BagReader
 from gr00t_npu_node.bag.layout import JointLayout, Topics, resolve_topic
-from gr00t_npu_node.bag.play import PlayResult, play_bag
+from gr00t_npu_node.bag.play import PlayResult, SubscriberTimeout, play_bag
 from gr00t_npu_node.bag.record import BagRecorder, record_bag
 from gr00t_npu_node.ros.messages import to_ns
 
@@ -131,11 +131,12 @@ def replay_into_node(bag_path: Path | str, out: Path | str, layout: JointLayout,
         # The node subscribes to relative names: in a namespace, the bag's topics move into it.
         remap = {t: resolve_topic(t.lstrip("/"), namespace) for t in inputs} if namespace else None
         # Both the node and our recorder run on sim time: neither may miss the first /clock messages.
-        played = play_bag(bag_path, rate=rate, topics=inputs, remap=remap, clock_hz=CLOCK_HZ,
-                          wait_for={**{t: 1 for t in inputs}, "/clock": 2}, wait_timeout=start_timeout)
-        if played.unmatched:
-            raise TimeoutError(f"nothing subscribed to {played.unmatched} within {start_timeout} s: check the "
-                               "node's image_topic, joint_states_topic and instruction_topic")
+        try:
+            played = play_bag(bag_path, rate=rate, topics=inputs, remap=remap, clock_hz=CLOCK_HZ,
+                              wait_for={**{t: 1 for t in inputs}, "/clock": 2}, wait_timeout=start_timeout)
+        except SubscriberTimeout as err:
+            raise TimeoutError(f"{err}; check the node's image_topic, joint_states_topic and instruction_topic "
+                               "and that it runs with use_sim_time:=true") from None
         step_ns = round(1e9 / layout.action_rate_hz)
         if not watcher.wait_until_done(last_input_ns, step_ns, layout.execute_steps, finish_timeout):
             raise TimeoutError(f"the node's chunks did not catch up with the replay within {finish_timeout} s "

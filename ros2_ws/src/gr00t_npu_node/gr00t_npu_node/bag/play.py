@@ -13,28 +13,30 @@ import rclpy
 from rclpy.context import Context
 from rclpy.duration import Duration
 from rclpy.node import Node
-from rclpy.qos import QoSProfile, ReliabilityPolicy
+from rclpy.qos import ReliabilityPolicy
 from rclpy.signals import SignalHandlerOptions
 from rosgraph_msgs.msg import Clock
 
 from gr00t_npu_node.bag.bagio import BagError, BagReader
 from gr00t_npu_node.bag.layout import SCORING_TOPICS_KEY
-from gr00t_npu_node.bag.qos import is_latched, playback_profile
+from gr00t_npu_node.bag.qos import CLOCK_QOS, is_latched, playback_profile
 from gr00t_npu_node.bag.typedefs import message_class
-
-# rclcpp's ClockQoS, what `ros2 bag play --clock` uses and sim-time subscribers expect.
-CLOCK_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.BEST_EFFORT)
 
 
 @dataclass
 class PlayResult:
-    counts: dict[str, int] = field(default_factory=dict)   # messages published, by bag topic
-    unmatched: list[str] = field(default_factory=list)     # topics still without a subscriber when play began
+    counts: dict[str, int] = field(default_factory=dict)   # messages published, by played bag topic
+    in_bag: dict[str, int] = field(default_factory=dict)   # messages the bag holds, by played topic
+    unmatched: list[str] = field(default_factory=list)     # topics still short of subscribers when play began
     unacked: list[str] = field(default_factory=list)       # reliable topics not acknowledged by every subscriber
     skipped: dict[str, str] = field(default_factory=dict)  # topics not played (type not installed), with the reason
     wall_seconds: float = 0.0
     max_lag_ms: float = 0.0                                 # worst delay of a publish behind its recorded time
     loops: int = 0
+
+
+class SubscriberTimeout(TimeoutError):
+    """Subscribers that play was told to wait for did not all appear; nothing was published."""
 
 
 @contextmanager
@@ -43,8 +45,9 @@ def _player_node(node: Node | None) -> Iterator[Node]:
         yield node
         return
     context = Context()
-    # No rclpy signal handlers: Ctrl+C stays a KeyboardInterrupt for the caller.
-    rclpy.init(context=context, signal_handler_options=SignalHandlerOptions.NO)
+    # No rclpy signal handlers: Ctrl+C stays a KeyboardInterrupt for the caller. No command line either: rcl would
+    # take `--remap FROM:=TO` values for global remapping rules of its own.
+    rclpy.init(args=[], context=context, signal_handler_options=SignalHandlerOptions.NO)
     own = rclpy.create_node("gr00t_bag_player", context=context)
     try:
         yield own
@@ -63,15 +66,18 @@ def play_bag(path: Path | str, *, rate: float = 1.0, loop: bool = False, topics:
              remap: Mapping[str, str] | None = None, start_offset: float = 0.0, clock_hz: float | None = None,
              wait_for: Sequence[str] | Mapping[str, int] | None = None, wait_timeout: float = 10.0,
              ack_timeout: float = 5.0, node: Node | None = None, stop: threading.Event | None = None) -> PlayResult:
-    """Publish the bag's messages (all topics, or `topics`) at `rate` times their recorded pace.
+    """Publish the bag's messages (all topics, or `topics`) at `rate` times their recorded pace, from its first
+    message on.
 
-    Before the first message it waits up to `wait_timeout` s until every topic in `wait_for` has a subscriber
-    (default: every played topic except the bag's scoring-only topics), then plays anyway and reports the rest in
-    `unmatched`; a mapping asks for that many subscribers per topic, and "/clock" can be waited for too, so that
-    sim-time nodes have the clock before the first message. Latched topics keep their last message before
-    `start_offset`. `clock_hz` publishes /clock with the bag's time at that rate and before every message. With
-    `loop`, it repeats until `stop` is set or Ctrl+C. `node` (optional) is an existing node to create the
-    publishers on; it needs no spinning.
+    Before the first message it waits up to `wait_timeout` s until every topic in `wait_for` has its subscribers:
+    a list asks for one per topic, a mapping for that many, and "/clock" can be named too, so that sim-time nodes
+    and recorders have the clock before the first message. Subscribers named in `wait_for` are required: without
+    them play raises SubscriberTimeout and publishes nothing. By default it waits for every played topic that
+    has messages, except the bag's scoring-only topics, then plays anyway and reports the rest in `unmatched`.
+    Latched topics keep their last message before `start_offset`; their messages up to the start go out first,
+    acknowledged by every subscriber before the clock runs. `clock_hz` publishes /clock with the bag's time at that
+    rate and before every message. With `loop`, it repeats until `stop` is set or Ctrl+C. `node`
+    (optional) is an existing node to create the publishers on; it needs no spinning.
     """
     if rate <= 0:
         raise ValueError(f"rate must be positive, got {rate}")
@@ -83,17 +89,21 @@ def play_bag(path: Path | str, *, rate: float = 1.0, loop: bool = False, topics:
     with BagReader(path) as bag, _player_node(node) as player:
         if unknown := [t for t in [*(topics or ()), *remap] if t not in bag.topics]:
             raise BagError(f"{bag.path} has no topics {unknown}; it has {sorted(bag.topics)}")
-        if not bag.topics or bag.start_ns > bag.end_ns:
+        if not bag.message_count:
             raise BagError(f"{bag.path} holds no messages")
         classes = _message_classes(bag, topics, result, player)
         played = list(classes)
+        result.counts = dict.fromkeys(played, 0)
+        result.in_bag = {t: bag.topics[t].count for t in played}
         publishers = {t: player.create_publisher(classes[t], remap.get(t, t), playback_profile(bag.topics[t].offers))
                       for t in played}
         clock = player.create_publisher(Clock, "/clock", CLOCK_QOS) if clock_hz else None
         try:
-            scoring = set(bag.custom_data.get(SCORING_TOPICS_KEY, "").split(","))
+            required = wait_for is not None
             if wait_for is None:
-                wait_for = [t for t in played if t not in scoring]
+                scoring = set(bag.custom_data.get(SCORING_TOPICS_KEY, "").split(","))
+                # A topic without messages publishes nothing, so nobody needs to be listening to it.
+                wait_for = [t for t in played if t not in scoring and bag.topics[t].count]
             waited = dict(wait_for) if isinstance(wait_for, Mapping) else {t: 1 for t in wait_for}
             waitable = {**publishers, **({"/clock": clock} if clock else {})}
             if missing := [t for t in waited if t not in waitable]:
@@ -101,13 +111,18 @@ def play_bag(path: Path | str, *, rate: float = 1.0, loop: bool = False, topics:
             result.unmatched = _wait_for_subscribers({t: (waitable[t], n) for t, n in waited.items()}, wait_timeout,
                                                      stop)
             if result.unmatched:
-                player.get_logger().warning(f"playing without subscribers on {result.unmatched} "
-                                            f"(none after {wait_timeout} s)")
+                short = ", ".join(f"{t} has {waitable[t].get_subscription_count()} of {waited[t]}"
+                                  for t in result.unmatched)
+                if required:
+                    raise SubscriberTimeout(f"subscribers missing after {wait_timeout} s ({short}); nothing was "
+                                            "played: start them first or raise the wait timeout")
+                player.get_logger().warning(f"playing without all subscribers ({short} after {wait_timeout} s)")
             start_ns = bag.start_ns + round(start_offset * 1e9)
             latched = [t for t in played if is_latched(bag.topics[t].offers)]
             started = time.monotonic()
             while not stop.is_set():
-                _play_once(bag, played, latched, start_ns, rate, publishers, clock, clock_hz, stop, result)
+                _play_once(bag, played, latched, start_ns, rate, publishers, clock, clock_hz, ack_timeout, stop,
+                           result)
                 result.loops += 1
                 if not loop:
                     break
@@ -147,17 +162,18 @@ def _wait_for_subscribers(publishers: dict, timeout: float, stop: threading.Even
 
 
 def _play_once(bag: BagReader, played: list[str], latched: list[str], start_ns: int, rate: float,
-               publishers: dict, clock, clock_hz: float | None, stop: threading.Event, result: PlayResult) -> None:
+               publishers: dict, clock, clock_hz: float | None, ack_timeout: float, stop: threading.Event,
+               result: PlayResult) -> None:
     """One pass from `start_ns` to the end; returns early when `stop` is set."""
-    last_before_start: dict[str, bytes] = {}
-    if start_ns > bag.start_ns:
-        for topic, stamp, data in bag.messages(latched):
-            if stamp >= start_ns:
-                break
-            last_before_start[topic] = data
-    wall_start = time.monotonic_ns()
+    # Latched topics' state at the start (their last message before it, all their messages at it) goes out before
+    # the clock runs, acknowledged by every subscriber: a node needs e.g. its instruction before the first image,
+    # and a subscriber that discovery has matched on our side only takes it a moment later.
+    at_start: dict[str, list[bytes]] = {}
+    for topic, stamp, data in bag.messages(latched):
+        if stamp > start_ns:
+            break
+        at_start[topic] = [*at_start.get(topic, []), data] if stamp == start_ns else [data]
     tick_ns = round(1e9 / clock_hz) if clock_hz else None
-    next_tick = wall_start
     last_clock = -1
 
     def publish_clock(stamp: int) -> None:
@@ -167,10 +183,17 @@ def _play_once(bag: BagReader, played: list[str], latched: list[str], start_ns: 
             last_clock = stamp
 
     publish_clock(start_ns)
-    for topic, data in last_before_start.items():
-        publishers[topic].publish(data)
-        result.counts[topic] = result.counts.get(topic, 0) + 1
+    for topic, messages in at_start.items():
+        for data in messages:
+            publishers[topic].publish(data)
+            result.counts[topic] += 1
+    for topic in at_start:
+        # What stays unacknowledged is reported after the pass.
+        publishers[topic].wait_for_all_acked(Duration(seconds=ack_timeout))
+    wall_start = next_tick = time.monotonic_ns()
     for topic, stamp, data in bag.messages(played, start_ns=start_ns):
+        if stamp == start_ns and topic in at_start:
+            continue
         due = wall_start + (stamp - start_ns) / rate
         while (now := time.monotonic_ns()) < due:
             if tick_ns is not None and now >= next_tick:
@@ -181,5 +204,5 @@ def _play_once(bag: BagReader, played: list[str], latched: list[str], start_ns: 
                 return
         publish_clock(stamp)
         publishers[topic].publish(data)
-        result.counts[topic] = result.counts.get(topic, 0) + 1
+        result.counts[topic] += 1
         result.max_lag_ms = max(result.max_lag_ms, (time.monotonic_ns() - due) / 1e6)
