@@ -30,10 +30,10 @@ from rclpy.signals import SignalHandlerOptions
 from std_msgs.msg import Bool, Float64, String
 from trajectory_msgs.msg import JointTrajectory
 
-from gr00t_npu_node.bag.bagio import BagReader
-from gr00t_npu_node.bag.layout import JointLayout, load_joint_layout
-from gr00t_npu_node.bag.live import NODE_NAME, replay_into_node
-from gr00t_npu_node.bag.synth import write_synthetic_bag
+from gr00t_npu_node.bag.rosbag2.bagio import BagReader
+from gr00t_npu_node.bag.dataset.layout import JointLayout, load_joint_layout
+from gr00t_npu_node.bag.evaluation.live import NODE_NAME, replay_into_node
+from gr00t_npu_node.bag.dataset.synth import write_synthetic_bag
 from gr00t_npu_node.cache import build_once, cache_dir
 from gr00t_npu_node.ros.messages import to_ns
 

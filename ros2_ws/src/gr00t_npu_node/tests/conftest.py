@@ -197,7 +197,7 @@ class NodeProcess:
 
 def bag_messages(path: Path) -> dict[str, list[tuple[int, bytes]]]:
     """Every message of a bag by topic: (receive time in ns, CDR bytes) in time order."""
-    from gr00t_npu_node.bag.bagio import BagReader
+    from gr00t_npu_node.bag.rosbag2.bagio import BagReader
 
     with BagReader(path) as bag:
         out: dict[str, list[tuple[int, bytes]]] = {t: [] for t in bag.topics}

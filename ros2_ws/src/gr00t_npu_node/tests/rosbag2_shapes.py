@@ -26,7 +26,7 @@ from rosbags.rosbag2.enums import StoragePlugin
 from rosbags.rosbag2.storage_mcap import McapWriter
 from rosbags.typesys import Stores, get_typestore
 
-from gr00t_npu_node.bag.qos import INFINITE
+from gr00t_npu_node.bag.rosbag2.qos import INFINITE
 
 if sys.version_info >= (3, 14):
     from compression import zstd

@@ -17,10 +17,10 @@ from trajectory_msgs.msg import JointTrajectory
 
 from conftest import wait_until
 from gr00t_npu_node.bag.cli import main
-from gr00t_npu_node.bag.convert import write_episode_bag
-from gr00t_npu_node.bag.layout import Topics, load_joint_layout
-from gr00t_npu_node.bag.live import NODE_NAME, replayed_camera_stamps
-from gr00t_npu_node.bag.synth import SYNTH_EPISODE_INDEX, synthetic_episode
+from gr00t_npu_node.bag.dataset.convert import write_episode_bag
+from gr00t_npu_node.bag.dataset.layout import Topics, load_joint_layout
+from gr00t_npu_node.bag.evaluation.live import NODE_NAME, replayed_camera_stamps
+from gr00t_npu_node.bag.dataset.synth import SYNTH_EPISODE_INDEX, synthetic_episode
 from gr00t_npu_node.ros.messages import to_ns
 
 NAMESPACE = "bag_cli"

@@ -21,11 +21,11 @@ from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import String
 
 from conftest import Collector, wait_until
-from gr00t_npu_node.bag.bagio import BagReader
-from gr00t_npu_node.bag.messages import decode_joint_state
-from gr00t_npu_node.bag.play import play_bag
-from gr00t_npu_node.bag.qos import INFINITE, is_latched, playback_profile
-from gr00t_npu_node.bag.typedefs import MessageDefinitions
+from gr00t_npu_node.bag.rosbag2.bagio import BagReader
+from gr00t_npu_node.bag.dataset.messages import decode_joint_state
+from gr00t_npu_node.bag.rosbag2.play import play_bag
+from gr00t_npu_node.bag.rosbag2.qos import INFINITE, is_latched, playback_profile
+from gr00t_npu_node.bag.rosbag2.typedefs import MessageDefinitions
 from rosbag2_shapes import FOXY_INFINITE, recorded_qos, write_rosbag2
 
 VARIANTS = [(storage, version) for storage in ("mcap", "sqlite3") for version in (4, 5, 6, 8, 9)]

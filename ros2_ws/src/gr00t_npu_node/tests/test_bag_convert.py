@@ -16,14 +16,14 @@ import pyarrow.parquet as pq
 import pytest
 
 from conftest import bag_messages
-from gr00t_npu_node.bag.bagio import BagReader
+from gr00t_npu_node.bag.rosbag2.bagio import BagReader
 from gr00t_npu_node.bag.cli import main as bag_cli
-from gr00t_npu_node.bag.convert import convert_dataset, episode_start_ns
-from gr00t_npu_node.bag.episode import DatasetError, LeRobotDataset
-from gr00t_npu_node.bag.layout import SCORING_TOPICS_KEY, Topics, load_joint_layout
-from gr00t_npu_node.bag.messages import decode_image, decode_joint_state, decode_string
-from gr00t_npu_node.bag.qos import is_latched
-from gr00t_npu_node.bag.synth import synthetic_episode, write_synthetic_bag
+from gr00t_npu_node.bag.dataset.convert import convert_dataset, episode_start_ns
+from gr00t_npu_node.bag.dataset.episode import DatasetError, LeRobotDataset
+from gr00t_npu_node.bag.dataset.layout import SCORING_TOPICS_KEY, Topics, load_joint_layout
+from gr00t_npu_node.bag.dataset.messages import decode_image, decode_joint_state, decode_string
+from gr00t_npu_node.bag.rosbag2.qos import is_latched
+from gr00t_npu_node.bag.dataset.synth import synthetic_episode, write_synthetic_bag
 
 GR1_MODALITY = {"left_arm": (0, 7), "left_hand": (7, 13), "left_leg": (13, 19), "neck": (19, 22),
                 "right_arm": (22, 29), "right_hand": (29, 35), "right_leg": (35, 41), "waist": (41, 44)}

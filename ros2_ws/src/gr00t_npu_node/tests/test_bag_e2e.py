@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import pytest
 
-from gr00t_npu_node.bag.check import check_replay
-from gr00t_npu_node.bag.convert import convert_dataset
-from gr00t_npu_node.bag.episode import LeRobotDataset
-from gr00t_npu_node.bag.evaluate import score_live_run
-from gr00t_npu_node.bag.layout import load_joint_layout
-from gr00t_npu_node.bag.live import clock_slack_ns, replay_into_node
-from gr00t_npu_node.bag.trajectories import read_command_log, read_latencies
+from gr00t_npu_node.bag.evaluation.check import check_replay
+from gr00t_npu_node.bag.dataset.convert import convert_dataset
+from gr00t_npu_node.bag.dataset.episode import LeRobotDataset
+from gr00t_npu_node.bag.evaluation.evaluate import score_live_run
+from gr00t_npu_node.bag.dataset.layout import load_joint_layout
+from gr00t_npu_node.bag.evaluation.live import clock_slack_ns, replay_into_node
+from gr00t_npu_node.bag.evaluation.trajectories import read_command_log, read_latencies
 
 NAMESPACE = "bag_e2e"
 SECONDS = 3.0

@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 
 from gr00t_npu_node.bag.cli import main as bag_cli
-from gr00t_npu_node.bag.evaluate import evaluate_offline
-from gr00t_npu_node.bag.from_bag import episode_from_bag
-from gr00t_npu_node.bag.layout import load_joint_layout
-from gr00t_npu_node.bag.score import PredictedChunk, score_chunks
-from gr00t_npu_node.bag.synth import synthetic_episode, write_synthetic_bag
+from gr00t_npu_node.bag.evaluation.evaluate import evaluate_offline
+from gr00t_npu_node.bag.dataset.from_bag import episode_from_bag
+from gr00t_npu_node.bag.dataset.layout import load_joint_layout
+from gr00t_npu_node.bag.evaluation.score import PredictedChunk, score_chunks
+from gr00t_npu_node.bag.dataset.synth import synthetic_episode, write_synthetic_bag
 
 HORIZON = 16
 EXECUTE = 8

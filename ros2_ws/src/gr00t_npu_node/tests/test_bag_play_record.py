@@ -17,12 +17,12 @@ from sensor_msgs.msg import JointState
 from std_msgs.msg import String
 
 from conftest import Collector, bag_messages, wait_until
-from gr00t_npu_node.bag.bagio import BagError, BagReader, BagWriter
-from gr00t_npu_node.bag.convert import convert_dataset
-from gr00t_npu_node.bag.layout import Topics, load_joint_layout
-from gr00t_npu_node.bag.play import play_bag
-from gr00t_npu_node.bag.qos import bag_qos, is_latched
-from gr00t_npu_node.bag.synth import write_synthetic_bag
+from gr00t_npu_node.bag.rosbag2.bagio import BagError, BagReader, BagWriter
+from gr00t_npu_node.bag.dataset.convert import convert_dataset
+from gr00t_npu_node.bag.dataset.layout import Topics, load_joint_layout
+from gr00t_npu_node.bag.rosbag2.play import play_bag
+from gr00t_npu_node.bag.rosbag2.qos import bag_qos, is_latched
+from gr00t_npu_node.bag.dataset.synth import write_synthetic_bag
 
 TOPICS = Topics()
 ALL_TOPICS = [TOPICS.camera, TOPICS.joint_states, TOPICS.instruction, TOPICS.recorded_action]

@@ -16,9 +16,9 @@ from rosbags.interfaces import QosTime
 from std_msgs.msg import String
 
 from conftest import Collector, bag_messages, wait_until
-from gr00t_npu_node.bag.bagio import BagReader
+from gr00t_npu_node.bag.rosbag2.bagio import BagReader
 from gr00t_npu_node.bag.cli import main
-from gr00t_npu_node.bag.play import play_bag
+from gr00t_npu_node.bag.rosbag2.play import play_bag
 from rosbag2_shapes import FOXY_INFINITE, qos_string, recorded_qos, write_rosbag2
 
 FOXY_TOPICS = {

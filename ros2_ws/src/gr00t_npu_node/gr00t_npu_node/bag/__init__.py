@@ -1,24 +1,12 @@
-"""Rosbag2 replay testing for gr00t_node (also the `gr00t-npu-bag` command, bag/cli.py).
+"""Rosbag2 replay testing for gr00t_node (also the `gr00t-npu-bag` command, bag/cli.py), in three parts:
 
-    convert_dataset(dataset, out_dir, load_joint_layout())     LeRobot episodes -> one rosbag2 each
-    write_synthetic_bag(out, load_joint_layout())             the small deterministic demo bag
-    play_bag(bag, rate=1.0, clock_hz=100.0)                   publish at recorded timing (raw CDR, recorded QoS)
-    record_bag(out, topics=[...], stop=event)                 record raw CDR until `stop` is set
-    evaluate_offline(policy, episode, layout)                 score a policy's chunks against recorded actions
-    replay_into_node(bag, out, layout) + check_replay(...)    replay into a running node, record and check it
+    rosbag2/     bags themselves: BagReader/BagWriter (bagio), play_bag, record_bag, QoS, message types
+    dataset/     convert_dataset (LeRobot episodes -> one rosbag2 each), write_synthetic_bag (the demo bag),
+                 episode_from_bag, the bag layout (load_joint_layout, Topics)
+    evaluation/  evaluate_offline (score a policy's chunks against recorded actions), replay_into_node (a bag into
+                 a running node, its commands recorded) and check_replay (the regression checks on them)
 
-A node fed by `play_bag` should run with `use_sim_time: true` and the bag played with `clock_hz`: the messages
-carry the bag's stamps, which are far from the wall clock.
+A node fed by `play_bag` should run with `use_sim_time:=true` and the bag played with `clock_hz`: the messages
+carry the bag's stamps, which are far from the wall clock. Nothing is imported here: the data-set tools need the
+`bag` extra (av, pyarrow, tqdm), the node's demo does not.
 """
-from gr00t_npu_node.bag.check import check_replay
-from gr00t_npu_node.bag.convert import convert_dataset, write_episode_bag
-from gr00t_npu_node.bag.evaluate import evaluate_offline
-from gr00t_npu_node.bag.layout import Topics, load_joint_layout
-from gr00t_npu_node.bag.live import replay_into_node
-from gr00t_npu_node.bag.play import play_bag
-from gr00t_npu_node.bag.record import BagRecorder, record_bag
-from gr00t_npu_node.bag.synth import synthetic_episode, write_synthetic_bag
-
-__all__ = ["BagRecorder", "Topics", "check_replay", "convert_dataset", "evaluate_offline", "load_joint_layout",
-           "play_bag", "record_bag", "replay_into_node", "synthetic_episode", "write_episode_bag",
-           "write_synthetic_bag"]

@@ -9,18 +9,18 @@ import threading
 import time
 from pathlib import Path
 
-from gr00t_npu_node.bag.bagio import STORAGES, BagError
-from gr00t_npu_node.bag.check import check_replay
-from gr00t_npu_node.bag.convert import convert_dataset, write_episode_bag
-from gr00t_npu_node.bag.episode import DatasetError, LeRobotDataset
-from gr00t_npu_node.bag.evaluate import evaluate_offline, score_live_run
-from gr00t_npu_node.bag.from_bag import episode_from_bag
-from gr00t_npu_node.bag.layout import Topics, load_joint_layout
-from gr00t_npu_node.bag.live import clock_slack_ns, replay_into_node, replayed_camera_stamps
-from gr00t_npu_node.bag.play import play_bag
-from gr00t_npu_node.bag.record import record_bag
-from gr00t_npu_node.bag.synth import write_synthetic_bag
-from gr00t_npu_node.bag.trajectories import read_command_log
+from gr00t_npu_node.bag.rosbag2.bagio import STORAGES, BagError
+from gr00t_npu_node.bag.evaluation.check import check_replay
+from gr00t_npu_node.bag.dataset.convert import convert_dataset, write_episode_bag
+from gr00t_npu_node.bag.dataset.episode import DatasetError, LeRobotDataset
+from gr00t_npu_node.bag.evaluation.evaluate import evaluate_offline, score_live_run
+from gr00t_npu_node.bag.dataset.from_bag import episode_from_bag
+from gr00t_npu_node.bag.dataset.layout import Topics, load_joint_layout
+from gr00t_npu_node.bag.evaluation.live import clock_slack_ns, replay_into_node, replayed_camera_stamps
+from gr00t_npu_node.bag.rosbag2.play import play_bag
+from gr00t_npu_node.bag.rosbag2.record import record_bag
+from gr00t_npu_node.bag.dataset.synth import write_synthetic_bag
+from gr00t_npu_node.bag.evaluation.trajectories import read_command_log
 
 
 def _add_topic_flags(parser: argparse.ArgumentParser) -> None:

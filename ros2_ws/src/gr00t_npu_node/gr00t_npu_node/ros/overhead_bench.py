@@ -54,7 +54,7 @@ class Bench:
         from std_msgs.msg import Float64, String
         from trajectory_msgs.msg import JointTrajectory
 
-        from gr00t_npu_node.bag.layout import load_joint_layout
+        from gr00t_npu_node.bag.dataset.layout import load_joint_layout
 
         layout = load_joint_layout()
         self.joints = [j for joints in layout.groups.values() for j in joints]

@@ -17,10 +17,10 @@ from rclpy.qos import ReliabilityPolicy
 from rclpy.signals import SignalHandlerOptions
 from rosgraph_msgs.msg import Clock
 
-from gr00t_npu_node.bag.bagio import BagError, BagReader
-from gr00t_npu_node.bag.layout import SCORING_TOPICS_KEY
-from gr00t_npu_node.bag.qos import CLOCK_QOS, is_latched, playback_profile
-from gr00t_npu_node.bag.typedefs import message_class
+from gr00t_npu_node.bag.rosbag2.bagio import BagError, BagReader
+from gr00t_npu_node.bag.dataset.layout import SCORING_TOPICS_KEY
+from gr00t_npu_node.bag.rosbag2.qos import CLOCK_QOS, is_latched, playback_profile
+from gr00t_npu_node.bag.rosbag2.typedefs import message_class
 
 
 @dataclass

@@ -10,7 +10,7 @@ from rclpy.serialization import deserialize_message
 from std_msgs.msg import Float64
 from trajectory_msgs.msg import JointTrajectory
 
-from gr00t_npu_node.bag.bagio import BagError, BagReader
+from gr00t_npu_node.bag.rosbag2.bagio import BagError, BagReader
 from gr00t_npu_node.ros.messages import to_ns
 
 

@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from gr00t_npu_node.bag.layout import JointLayout
-from gr00t_npu_node.bag.trajectories import CommandLog, observation_frame
+from gr00t_npu_node.bag.dataset.layout import JointLayout
+from gr00t_npu_node.bag.evaluation.trajectories import CommandLog, observation_frame
 
 TIME_TOLERANCE_NS = 1_000
 

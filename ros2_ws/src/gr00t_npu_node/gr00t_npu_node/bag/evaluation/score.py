@@ -12,8 +12,8 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from gr00t_npu_node.bag.episode import Episode
-from gr00t_npu_node.bag.layout import JointLayout
+from gr00t_npu_node.bag.dataset.episode import Episode
+from gr00t_npu_node.bag.dataset.layout import JointLayout
 
 
 @dataclass(frozen=True)

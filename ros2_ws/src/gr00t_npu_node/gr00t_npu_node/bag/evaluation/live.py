@@ -16,10 +16,10 @@ from rclpy.serialization import deserialize_message
 from sensor_msgs.msg import Image
 from trajectory_msgs.msg import JointTrajectory
 
-from gr00t_npu_node.bag.bagio import BagError, BagReader
-from gr00t_npu_node.bag.layout import JointLayout, Topics, resolve_topic
-from gr00t_npu_node.bag.play import PlayResult, SubscriberTimeout, play_bag
-from gr00t_npu_node.bag.record import BagRecorder, record_bag
+from gr00t_npu_node.bag.rosbag2.bagio import BagError, BagReader
+from gr00t_npu_node.bag.dataset.layout import JointLayout, Topics, resolve_topic
+from gr00t_npu_node.bag.rosbag2.play import PlayResult, SubscriberTimeout, play_bag
+from gr00t_npu_node.bag.rosbag2.record import BagRecorder, record_bag
 from gr00t_npu_node.ros.messages import to_ns
 
 NODE_NAME = "gr00t_node"

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from gr00t_npu_node.bag.layout import JointLayout
+from gr00t_npu_node.bag.dataset.layout import JointLayout
 
 # The column whose index into meta/tasks.jsonl is the language instruction (GR00T's `task` input); `task_index`
 # is the fallback for data sets without the annotation.

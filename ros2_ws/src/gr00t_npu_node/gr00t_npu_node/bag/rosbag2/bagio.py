@@ -15,7 +15,7 @@ from rosbags.rosbag2 import Reader, ReaderError, Writer, WriterError
 from rosbags.rosbag2.reader import DirectoryReader
 from rosbags.rosbag2.enums import CompressionFormat, CompressionMode, StoragePlugin
 
-from gr00t_npu_node.bag.typedefs import MessageDefinitions
+from gr00t_npu_node.bag.rosbag2.typedefs import MessageDefinitions
 
 STORAGES = {"mcap": StoragePlugin.MCAP, "sqlite3": StoragePlugin.SQLITE3}
 # The type rosbags gives an mcap channel written without a schema; metadata.yaml still names the real type.

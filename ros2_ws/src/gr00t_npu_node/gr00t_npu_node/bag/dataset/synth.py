@@ -7,9 +7,9 @@ from pathlib import Path
 
 import numpy as np
 
-from gr00t_npu_node.bag.convert import ConvertResult, write_episode_bag
-from gr00t_npu_node.bag.episode import Episode
-from gr00t_npu_node.bag.layout import JointLayout, Topics
+from gr00t_npu_node.bag.dataset.convert import ConvertResult, write_episode_bag
+from gr00t_npu_node.bag.dataset.episode import Episode
+from gr00t_npu_node.bag.dataset.layout import JointLayout, Topics
 
 SYNTH_INSTRUCTION = "pick the pear from the counter and place it in the plate"
 SYNTH_EPISODE_INDEX = 999  # keeps the synthetic bag's time base apart from the data set's episodes

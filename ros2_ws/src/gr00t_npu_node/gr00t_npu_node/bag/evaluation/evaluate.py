@@ -6,13 +6,13 @@ import time
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 
-from gr00t_npu_node.bag.episode import Episode
-from gr00t_npu_node.bag.layout import JointLayout
-from gr00t_npu_node.bag.live import LiveRun
-from gr00t_npu_node.bag.score import EvalReport, PredictedChunk, score_chunks
-from gr00t_npu_node.bag.trajectories import read_command_log, read_latencies, observation_frame
+from gr00t_npu_node.bag.progress import progress as show_progress
+from gr00t_npu_node.bag.dataset.episode import Episode
+from gr00t_npu_node.bag.dataset.layout import JointLayout
+from gr00t_npu_node.bag.evaluation.live import LiveRun
+from gr00t_npu_node.bag.evaluation.score import EvalReport, PredictedChunk, score_chunks
+from gr00t_npu_node.bag.evaluation.trajectories import read_command_log, read_latencies, observation_frame
 
 
 def _instruction_at(episode: Episode, frame: int) -> str:
@@ -28,8 +28,8 @@ def evaluate_offline(policy, episode: Episode, layout: JointLayout, *, execute_s
     chunks: list[PredictedChunk] = []
     latencies: list[float] = []
     started = time.perf_counter()
-    frames = tqdm(episode.frames(), total=episode.num_frames, desc=f"eval {episode.name}", unit="frame",
-                  disable=not progress, leave=False)
+    frames = show_progress(episode.frames(), progress, total=episode.num_frames, desc=f"eval {episode.name}",
+                           unit="frame", leave=False)
     for frame, rgb in enumerate(frames):
         if frame % execute_steps:
             continue

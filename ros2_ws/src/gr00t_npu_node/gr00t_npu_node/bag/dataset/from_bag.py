@@ -7,10 +7,10 @@ from pathlib import Path
 
 import numpy as np
 
-from gr00t_npu_node.bag.bagio import BagError, BagReader
-from gr00t_npu_node.bag.episode import Episode
-from gr00t_npu_node.bag.layout import Topics
-from gr00t_npu_node.bag.messages import decode_image, decode_joint_state, decode_string
+from gr00t_npu_node.bag.rosbag2.bagio import BagError, BagReader
+from gr00t_npu_node.bag.dataset.episode import Episode
+from gr00t_npu_node.bag.dataset.layout import Topics
+from gr00t_npu_node.bag.dataset.messages import decode_image, decode_joint_state, decode_string
 
 
 def episode_from_bag(path: Path | str, topics: Topics = Topics()) -> Episode:

@@ -23,9 +23,9 @@ from rclpy.validate_topic_name import validate_topic_name
 from rosbags.interfaces import Connection
 from rosgraph_msgs.msg import Clock as RosClock
 
-from gr00t_npu_node.bag.bagio import BagWriter
-from gr00t_npu_node.bag.qos import CLOCK_QOS, qos_from_endpoint, recording_profile
-from gr00t_npu_node.bag.typedefs import message_class
+from gr00t_npu_node.bag.rosbag2.bagio import BagWriter
+from gr00t_npu_node.bag.rosbag2.qos import CLOCK_QOS, qos_from_endpoint, recording_profile
+from gr00t_npu_node.bag.rosbag2.typedefs import message_class
 
 GRAPH_POLL_S = 0.1
 DRAIN_IDLE_S = 0.05

@@ -7,13 +7,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from tqdm import tqdm
 
-from gr00t_npu_node.bag.bagio import BagWriter
-from gr00t_npu_node.bag.episode import Episode, LeRobotDataset
-from gr00t_npu_node.bag.layout import BAG_EPOCH_NS, EPISODE_SPACING_NS, SCORING_TOPICS_KEY, JointLayout, Topics
-from gr00t_npu_node.bag.messages import image_cdr, joint_state_cdr, string_cdr
-from gr00t_npu_node.bag.qos import bag_qos
+from gr00t_npu_node.bag.rosbag2.bagio import BagWriter
+from gr00t_npu_node.bag.progress import progress as show_progress
+from gr00t_npu_node.bag.dataset.episode import Episode, LeRobotDataset
+from gr00t_npu_node.bag.dataset.layout import BAG_EPOCH_NS, EPISODE_SPACING_NS, SCORING_TOPICS_KEY, JointLayout, Topics
+from gr00t_npu_node.bag.dataset.messages import image_cdr, joint_state_cdr, string_cdr
+from gr00t_npu_node.bag.rosbag2.qos import bag_qos
 
 CAMERA_QOS = bag_qos(reliable=True, transient_local=False, depth=5)
 JOINT_STATES_QOS = bag_qos(reliable=True, transient_local=False, depth=10)
@@ -49,8 +49,8 @@ def write_episode_bag(episode: Episode, out: Path | str, *, topics: Topics = Top
         recorded_action = writer.add_topic(topics.recorded_action, "sensor_msgs/msg/JointState",
                                            [RECORDED_ACTION_QOS])
         changes = dict(episode.instructions)
-        frames = tqdm(episode.frames(), total=episode.num_frames, desc=episode.name, unit="frame",
-                      disable=not progress, leave=False)
+        frames = show_progress(episode.frames(), progress, total=episode.num_frames, desc=episode.name, unit="frame",
+                               leave=False)
         for i, rgb in enumerate(frames):
             stamp = stamps[i]
             if i in changes:
@@ -73,7 +73,7 @@ def convert_dataset(dataset_root: Path | str, out_dir: Path | str, layout: Joint
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     results = []
-    for index in tqdm(indices, desc="episodes", unit="episode", disable=not progress or len(indices) == 1):
+    for index in show_progress(indices, progress and len(indices) > 1, desc="episodes", unit="episode"):
         episode = dataset.episode(index, layout).head(max_seconds)
         results.append(write_episode_bag(episode, out_dir / f"episode_{index:06d}", topics=topics,
                                          storage=storage, compress=compress, progress=progress))

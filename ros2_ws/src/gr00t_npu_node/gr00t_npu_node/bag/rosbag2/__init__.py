@@ -1,0 +1,2 @@
+"""rosbag2 bags as ROS 2 writes them (Foxy to Jazzy, mcap or sqlite3, split, compressed): reading, writing,
+playing and recording raw CDR messages, nothing lost without an error."""
