@@ -93,10 +93,12 @@ def test_misspelled_parameters_are_reported_with_the_closest_known_name(ros_prob
         ros_probe.node.destroy_subscription(diagnostics.subscription)
 
 class BlockingPolicy:
-    """The real policy, whose `get_action` waits until the test lets it finish: an inference in flight."""
+    """The real policy, whose second `get_action` waits until the test lets it finish: an inference in flight
+    while the first chunk runs (so the gate is commanding, not holding)."""
 
     def __init__(self, policy):
         self._policy = policy
+        self._calls = 0
         self.entered = threading.Event()
         self.release = threading.Event()
 
@@ -104,8 +106,10 @@ class BlockingPolicy:
         return getattr(self._policy, name)
 
     def get_action(self, observation):
-        self.entered.set()
-        assert self.release.wait(60), "the test never released the inference"
+        self._calls += 1
+        if self._calls == 2:
+            self.entered.set()
+            assert self.release.wait(60), "the test never released the inference"
         return self._policy.get_action(observation)
 
 
@@ -146,15 +150,17 @@ def test_stopping_during_an_inference_holds_at_once_and_the_chunk_never_leaves(
     spinner.start()
     feeder.start()
     try:
-        wait_until(lambda: policies and policies[0].entered.is_set(), 120, "the first inference to start")
+        wait_until(lambda: policies and policies[0].entered.is_set(), 120, "the second inference to start")
         policy = policies[0]
+        marks = {g: c.mark() for g, c in controllers.items()}
+        assert all(any(len(m.points) > 1 for m in c.messages) for c in controllers.values()), "the first chunk ran"
         if stop_by == "deactivate":
             client = ros_probe.node.create_client(ChangeState, f"{namespace}/gr00t_node/change_state")
             assert client.wait_for_service(timeout_sec=20)
             reply = client.call_async(ChangeState.Request(transition=Transition(id=Transition.TRANSITION_DEACTIVATE)))
         else:
             stop_requested.set()
-        holds = {g: c.wait_for(lambda m: len(m.points) == 1, timeout=5.0) for g, c in controllers.items()}
+        holds = {g: c.wait_for(lambda m: len(m.points) == 1, since=marks[g], timeout=5.0) for g, c in controllers.items()}
         assert not policy.release.is_set() and all(holds.values()), "the holds went out while inference ran"
         policy.release.set()
         if stop_by == "deactivate":
@@ -165,7 +171,8 @@ def test_stopping_during_an_inference_holds_at_once_and_the_chunk_never_leaves(
             assert not spinner.is_alive()
         time.sleep(0.5)  # a chunk wrongly published after the hold would arrive within this
         for g, c in controllers.items():
-            assert all(len(m.points) == 1 for m in c.messages), f"{g}: the chunk in flight reached the controller"
+            after_stop = c.messages[marks[g]:]
+            assert all(len(m.points) == 1 for m in after_stop), f"{g}: the chunk in flight reached the controller"
     finally:
         for policy in policies:
             policy.release.set()
