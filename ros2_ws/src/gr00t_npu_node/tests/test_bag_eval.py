@@ -48,8 +48,10 @@ def test_chunks_equal_to_the_recording_score_zero_and_jump_like_the_recording(ep
     assert report.chunks == math.ceil(episode.num_frames / EXECUTE)
     assert report.mae_all == 0 and all(v == 0 for v in report.mae_by_group.values())
     assert report.mae_by_step == [0.0] * HORIZON
-    assert report.boundary_disagreement == 0
-    assert report.boundary_jump == pytest.approx(report.recorded_step) and report.recorded_step > 0
+    for group, measures in report.switches.items():
+        assert measures["jump_median"] == measures["jump_p95"] == 0, group
+        assert measures["velocity_step_p95"] == pytest.approx(0, abs=1e-9), group
+    assert report.recorded_step > 0
     assert report.groups == {"left_arm": 7, "right_arm": 7, "left_hand": 6, "right_hand": 6, "waist": 3}
     assert report.latency_ms["p50"] == pytest.approx(20.0) and report.latency_ms["count"] == 3
 
@@ -58,7 +60,7 @@ def test_an_offset_shows_in_every_group_and_step_and_a_skipped_start_shifts_the_
     report = score(chunks_from_actions(episode, layout, offset=0.1), episode, layout)
     assert report.mae_all == pytest.approx(0.1)
     assert all(v == pytest.approx(0.1) for step in report.mae_by_group_step.values() for v in step)
-    assert report.boundary_disagreement == pytest.approx(0.0)
+    assert all(m["jump_p95"] == pytest.approx(0.0) for m in report.switches.values()), "an offset plan agrees"
 
     # A live chunk published 3 steps late: its points are horizon steps 3.. and target frames obs + 3 ...
     columns = episode.group_columns(layout, layout.policy_groups)
@@ -90,7 +92,7 @@ def test_offline_eval_runs_the_policy_at_every_chunk_start(tiny_checkpoint, epis
     assert report.mode == "offline" and "tiny" in report.policy
     assert all(np.isfinite(v) and v > 0 for v in report.mae_by_group.values())
     assert all(v is not None and np.isfinite(v) for v in report.mae_by_step)
-    assert report.boundary_jump is not None and report.boundary_disagreement is not None
+    assert all(m[k] is not None and m[k] > 0 for m in report.switches.values() for k in m), "random chunks jump"
     assert json.loads(report.to_json())["chunks"] == report.chunks
 
     # Scored against the recorded actions, not the states: shifting the recording by 5 rad shows in the error.
@@ -112,3 +114,23 @@ def test_eval_cli_on_a_gr1_episode_writes_table_and_json(tmp_path, shared_data, 
 def test_eval_cli_needs_exactly_one_source(capsys):
     assert bag_cli(["eval"]) == 2
     assert "either a bag (--bag BAG) or a data set episode" in capsys.readouterr().err
+
+
+def test_switch_measures_on_known_plans():
+    from gr00t_npu_node.bag.evaluation.switches import Plan, switch
+
+    step = 0.05
+    times = np.arange(16) * step
+    running = Plan(times, np.stack([times * 1.0, -times], axis=1))  # joint 0 at 1 rad/s, joint 1 at -1 rad/s
+    # Takes over at 0.2 s: 0.1 rad above the running plan on joint 0, twice as fast on joint 1.
+    new_times = times[4:]
+    new = Plan(new_times, np.stack([new_times + 0.1, -0.2 - 2 * (new_times - 0.2)], axis=1))
+    measured = switch(running, new, step)
+    assert measured.jump == pytest.approx(0.1)
+    assert measured.velocity_step == pytest.approx(1.0)  # joint 1: -2 rad/s against -1 rad/s
+    # joint 0: (0.35 - 2 * 0.3 + 0.15) / step^2 = 0.1 / 0.0025
+    assert measured.acceleration == pytest.approx(0.1 / step**2)
+    # A running plan that ended before the switch rests at its last point.
+    ended = Plan(times[:3], running.positions[:3])
+    np.testing.assert_allclose(ended.at(1.0), running.positions[2])
+    assert switch(ended, new, step).jump == pytest.approx(0.2)  # joint 0: 0.3 against the 0.1 it rests at

@@ -1,5 +1,6 @@
 """Regression checks on the node's commands recorded during a replay: chunk count for the episode length and
-cadence, joint names, monotonic stamps, position limits, and chunk timing against the replayed clock."""
+cadence, joint names, monotonic stamps, position limits, and chunk timing against the replayed clock; and how
+smoothly each chunk hands over to the next (evaluation/switches.py)."""
 from __future__ import annotations
 
 import math
@@ -8,7 +9,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from gr00t_npu_node.bag.dataset.layout import JointLayout
-from gr00t_npu_node.bag.evaluation.trajectories import CommandLog, observation_frame
+from gr00t_npu_node.bag.evaluation.switches import Plan, Switch, summarize, switches
+from gr00t_npu_node.bag.evaluation.trajectories import CommandChunk, CommandLog, observation_frame
 
 TIME_TOLERANCE_NS = 1_000
 
@@ -21,11 +23,23 @@ class ReplayCheck:
     skipped_steps: list[int]
     holds: dict[str, int]                 # per group: holds during the replay
     holds_at_start: dict[str, int]        # per group: holds as the replay's clock started (see check_replay)
+    switches: dict[str, list[Switch]] = field(default_factory=dict)  # per group: each chunk's handover
     problems: list[str] = field(default_factory=list)
 
+    def switch_summary(self) -> dict[str, dict[str, float | None]]:
+        """Per group: median and 95th percentile of the jump, velocity step and acceleration at switches."""
+        return {g: summarize(s) for g, s in self.switches.items()}
+
     def summary(self) -> str:
+        switches = "; ".join(
+            f"{g} jump {m['jump_median']:.4f}/{m['jump_p95']:.4f} rad, velocity step {m['velocity_step_median']:.3f}/"
+            f"{m['velocity_step_p95']:.3f} rad/s, acceleration {m['acceleration_median']:.1f}/"
+            f"{m['acceleration_p95']:.1f} rad/s^2"
+            for g, m in self.switch_summary().items() if m["jump_median"] is not None
+        )
         return (f"{self.chunks} chunks for {self.frames} frames, observations at frames {self.observation_frames}, "
                 f"skipped steps {self.skipped_steps}, holds {self.holds} (at the start {self.holds_at_start}); "
+                f"switches (median/p95): {switches or 'none'}; "
                 + ("all checks passed" if not self.problems else f"{len(self.problems)} problems"))
 
 
@@ -84,17 +98,27 @@ def check_replay(log: CommandLog, camera_stamps: list[int], layout: JointLayout,
         check.skipped_steps.append(skipped)
         if frame is None:
             problem(f"{label}: start - {skipped} skipped steps matches no replayed image stamp")
-    _check_count(check, execute, max_extra_frames)
+    check.switches = {g: _switches(chunks, g, step_ns) for g in chunks[0].groups}
+    # With real-time chunking the next inference starts before the running chunk's execute steps are done, by
+    # its measured latency: any earlier frame may start it.
+    earliest_gap = 1 if layout.real_time_chunking else None
+    _check_count(check, execute, max_extra_frames, earliest_gap)
     _check_order(check, log)
-    _check_cadence(check, camera_stamps, chunks, execute, step_ns, max_extra_frames)
+    _check_cadence(check, camera_stamps, chunks, execute, step_ns, max_extra_frames, earliest_gap)
     return check
 
 
-def _check_count(check: ReplayCheck, execute: int, max_extra_frames: int) -> None:
-    """Chunks start every `execute` frames, later by the steps a slow inference skipped and a little slack."""
+def _switches(chunks: list[CommandChunk], group: str, step_ns: int) -> list[Switch]:
+    plans = [Plan(c.groups[group].times_ns * 1e-9, c.groups[group].positions) for c in chunks]
+    return switches(plans, step_ns * 1e-9)
+
+
+def _check_count(check: ReplayCheck, execute: int, max_extra_frames: int, earliest_gap: int | None) -> None:
+    """Chunks start every `execute` frames (or earlier, `earliest_gap`), later by the steps a slow inference
+    skipped and a little slack."""
     frames, skipped = check.frames, sum(check.skipped_steps)
     low = math.ceil((frames - skipped) / (execute + 1 + max_extra_frames))
-    high = math.ceil(frames / max(1, execute - 1))
+    high = math.ceil(frames / max(1, earliest_gap or execute - 1))
     if not low <= check.chunks <= high:
         check.problems.append(f"{check.chunks} chunks for {frames} frames at {execute} executed steps (skipped "
                               f"{skipped} steps in all); expected {low}..{high}")
@@ -111,7 +135,7 @@ def _check_order(check: ReplayCheck, log: CommandLog) -> None:
 
 
 def _check_cadence(check: ReplayCheck, camera_stamps: list[int], chunks, execute: int, step_ns: int,
-                   max_extra_frames: int) -> None:
+                   max_extra_frames: int, earliest_gap: int | None) -> None:
     frames, skipped = check.observation_frames, check.skipped_steps
     if None in frames:
         return
@@ -121,9 +145,10 @@ def _check_cadence(check: ReplayCheck, camera_stamps: list[int], chunks, execute
         gap = frames[i] - frames[i - 1]
         # The next inference starts once execute steps of the previous chunk are due; the newest image then may
         # be stamped just before that due time (the data set's stamps sit a few hundred ns under the 50 ms grid).
-        earliest = execute + skipped[i - 1] - 1
-        if not earliest <= gap <= earliest + 1 + max_extra_frames:
+        latest = execute + skipped[i - 1] + max_extra_frames
+        earliest = earliest_gap or execute + skipped[i - 1] - 1
+        if not earliest <= gap <= latest:
             check.problems.append(f"chunks {i - 1} and {i} are {gap} frames apart; the cadence allows "
-                                  f"{earliest}..{earliest + 1 + max_extra_frames}")
+                                  f"{earliest}..{latest}")
     if chunks[-1].start_ns + execute * step_ns <= camera_stamps[-1] - (max_extra_frames + 1) * step_ns:
         check.problems.append("the node stopped commanding before the replay ended")

@@ -1,9 +1,10 @@
 """Scoring predicted action chunks against an episode's recorded actions.
 
 Step i of a chunk predicted from the observation at frame k is compared with the recorded action of frame k + i
-(the node executes it at the observation's stamp + (i + 1) steps). At the switch from chunk a to the next chunk b,
-whose first point targets frame f: the executed jump is |b[f] - a[f - 1]| (compare with the recorded step
-|action[f] - action[f - 1]|), and the plan disagreement is |b[f] - a[f]|, how much the new chunk rewrote the old.
+(the node executes it at the observation's stamp + (i + 1) steps). At each switch from a chunk to the next one
+(the next one's first executed point, frame f): the jump, velocity step and acceleration of
+evaluation/switches.py per group, median and 95th percentile, beside the recording's own step
+|action[f] - action[f - 1]|.
 """
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import numpy as np
 
 from gr00t_npu_node.bag.dataset.episode import Episode
 from gr00t_npu_node.bag.dataset.layout import JointLayout
+from gr00t_npu_node.bag.evaluation.switches import Plan, summarize, switches
 
 
 @dataclass(frozen=True)
@@ -46,10 +48,8 @@ class EvalReport:
     mae_all: float
     mae_by_step: list[float | None]             # over all groups' joints, per horizon step
     mae_by_group_step: dict[str, list[float | None]]
-    boundary_jump: float | None                 # mean |b[f] - a[f-1]| over switches and joints
-    boundary_jump_by_group: dict[str, float | None]
-    recorded_step: float | None                 # mean |action[f] - action[f-1]| at the same switches
-    boundary_disagreement: float | None         # mean |b[f] - a[f]|
+    switches: dict[str, dict[str, float | None]]  # group -> median/p95 of jump, velocity_step, acceleration
+    recorded_step: float | None                 # mean |action[f] - action[f-1]| at the switches
     latency_ms: dict[str, float]                # p50, p95, max, count
     wall_seconds: float
 
@@ -62,14 +62,16 @@ class EvalReport:
 
         lines = [f"{self.episode}: {self.chunks} chunks over {self.frames} frames ({self.mode}, execute "
                  f"{self.execute_steps} of {self.horizon} steps), policy {self.policy}",
-                 f"{'group':<12}{'joints':>7}{'MAE rad':>10}{'jump rad':>10}"]
+                 f"{'group':<12}{'joints':>7}{'MAE rad':>10}   switch jump rad, velocity step rad/s, acceleration "
+                 "rad/s^2 (median / p95)"]
         for group, joints in self.groups.items():
-            lines.append(f"{group:<12}{joints:>7}{fmt(self.mae_by_group[group]):>10}"
-                         f"{fmt(self.boundary_jump_by_group[group]):>10}")
-        lines.append(f"{'all':<12}{sum(self.groups.values()):>7}{fmt(self.mae_all):>10}{fmt(self.boundary_jump):>10}")
+            m = self.switches[group]
+            lines.append(f"{group:<12}{joints:>7}{fmt(self.mae_by_group[group]):>10}   "
+                         + ",  ".join(f"{fmt(m[f'{k}_median'])} / {fmt(m[f'{k}_p95'])}"
+                                      for k in ("jump", "velocity_step", "acceleration")))
+        lines.append(f"{'all':<12}{sum(self.groups.values()):>7}{fmt(self.mae_all):>10}")
         lines.append("MAE by horizon step: " + " ".join(fmt(v) for v in self.mae_by_step))
-        lines.append(f"chunk boundary: executed jump {fmt(self.boundary_jump)} rad vs recorded step "
-                     f"{fmt(self.recorded_step)} rad; plan disagreement {fmt(self.boundary_disagreement)} rad")
+        lines.append(f"the recording's own step at the switches: {fmt(self.recorded_step)} rad")
         if self.latency_ms.get("count"):
             lines.append(f"latency p50 {self.latency_ms['p50']:.1f} ms, p95 {self.latency_ms['p95']:.1f} ms, max "
                          f"{self.latency_ms['max']:.1f} ms ({int(self.latency_ms['count'])} calls); "
@@ -97,18 +99,11 @@ def score_chunks(chunks: list[PredictedChunk], episode: Episode, layout: JointLa
                 frame, step = chunk.first_frame + point, chunk.first_step + point
                 if frame < frames and step < horizon:
                     errors_by_group_step[group][step].append(np.abs(predicted - actions[group][frame]))
-    jumps: dict[str, list[np.ndarray]] = {g: [] for g in groups}
-    recorded: list[np.ndarray] = []
-    disagreements: list[np.ndarray] = []
-    for before, after in zip(chunks, chunks[1:]):
-        switch = after.first_frame
-        if not 0 < switch < frames or before.at_frame(groups[0], switch - 1) is None:
-            continue
-        for group in groups:
-            jumps[group].append(np.abs(after.positions[group][0] - before.at_frame(group, switch - 1)))
-            recorded.append(np.abs(actions[group][switch] - actions[group][switch - 1]))
-            if (overlap := before.at_frame(group, switch)) is not None:
-                disagreements.append(np.abs(after.positions[group][0] - overlap))
+    recorded = [np.abs(actions[g][after.first_frame] - actions[g][after.first_frame - 1])
+                for after in chunks[1:] if 0 < after.first_frame < frames for g in groups]
+    step_s = 1.0 / layout.action_rate_hz  # frame f is executed at f steps
+    plans = {g: [Plan((c.first_frame + np.arange(len(c.positions[g]))) * step_s, c.positions[g]) for c in chunks]
+             for g in groups}
     by_group_step = {g: [_mean(errors_by_group_step[g][s]) for s in range(horizon)] for g in groups}
     latency = np.array(latencies_s) * 1e3
     return EvalReport(
@@ -118,10 +113,8 @@ def score_chunks(chunks: list[PredictedChunk], episode: Episode, layout: JointLa
         mae_all=_mean([e for g in groups for step in errors_by_group_step[g] for e in step]),
         mae_by_step=[_mean([e for g in groups for e in errors_by_group_step[g][s]]) for s in range(horizon)],
         mae_by_group_step=by_group_step,
-        boundary_jump=_mean([j for g in groups for j in jumps[g]]),
-        boundary_jump_by_group={g: _mean(jumps[g]) for g in groups},
+        switches={g: summarize(switches(plans[g], step_s)) for g in groups},
         recorded_step=_mean(recorded),
-        boundary_disagreement=_mean(disagreements),
         latency_ms={"p50": float(np.percentile(latency, 50)), "p95": float(np.percentile(latency, 95)),
                     "max": float(latency.max()), "count": float(len(latency))} if len(latency) else {"count": 0.0},
         wall_seconds=wall_seconds,

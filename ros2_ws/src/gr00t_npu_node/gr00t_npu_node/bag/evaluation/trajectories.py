@@ -22,6 +22,11 @@ class GroupTrajectory:
     times_from_start_ns: np.ndarray    # [points] int64
     positions: np.ndarray              # [points, joints] float64, in joint_names order
 
+    @property
+    def times_ns(self) -> np.ndarray:
+        """When each point is due."""
+        return self.start_ns + self.times_from_start_ns
+
 
 @dataclass(frozen=True)
 class CommandChunk:
