@@ -11,6 +11,7 @@ from pathlib import Path
 
 from gr00t_npu_node.bag.rosbag2.bagio import STORAGES, BagError
 from gr00t_npu_node.bag.evaluation.check import check_replay
+from gr00t_npu_node.guidance import RTC_MODES
 from gr00t_npu_node.bag.dataset.convert import convert_dataset, write_episode_bag
 from gr00t_npu_node.bag.dataset.episode import DatasetError, LeRobotDataset
 from gr00t_npu_node.bag.evaluation.evaluate import evaluate_offline, score_live_run
@@ -146,7 +147,7 @@ def _eval(args: argparse.Namespace) -> int:
         policy.warmup()
         print(f"loaded and warmed up {policy.description} in {time.perf_counter() - started:.1f} s")
         report = evaluate_offline(policy, episode, layout, execute_steps=args.execute_steps or layout.execute_steps,
-                                  progress=_progress(args))
+                                  delay_steps=args.delay_steps, rtc_mode=args.rtc_mode, progress=_progress(args))
     print(report.table())
     if args.json == "-":
         print(report.to_json())
@@ -244,6 +245,10 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--dtype", help="float32, bfloat16 or float16 (default: the device's)")
     evaluate.add_argument("--plain", action="store_true", help="no graph compilation (faster start, slower calls)")
     evaluate.add_argument("--execute-steps", type=int, help="frames between chunk starts (default: the config's)")
+    evaluate.add_argument("--delay-steps", type=int, default=0,
+                          help="simulate an inference lasting this many steps: they are executed from the previous chunk")
+    evaluate.add_argument("--rtc-mode", choices=RTC_MODES,
+                          help="generate each chunk with real-time chunking against the previous one")
     evaluate.add_argument("--live", action="store_true",
                           help="replay into the running gr00t_node (use_sim_time:=true) and score its commands")
     evaluate.add_argument("--namespace", default="", help="the node's namespace (--live)")

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from gr00t_npu_node.bag.progress import progress as show_progress
+from gr00t_npu_node.guidance import ChunkGuidance
 from gr00t_npu_node.bag.dataset.episode import Episode
 from gr00t_npu_node.bag.dataset.layout import JointLayout
 from gr00t_npu_node.bag.evaluation.live import LiveRun
@@ -15,16 +16,35 @@ from gr00t_npu_node.bag.evaluation.score import EvalReport, PredictedChunk, scor
 from gr00t_npu_node.bag.evaluation.trajectories import read_command_log, read_latencies, observation_frame
 
 
+def _guidance(running: PredictedChunk, frame: int, horizon: int, delay_steps: int, mode: str) -> ChunkGuidance:
+    """What the chunk executing at `frame` plans for the new chunk's steps (step j targets frame + j)."""
+    group = next(iter(running.positions))
+    overlap = next((j for j in range(horizon) if running.at_frame(group, frame + j) is None), horizon)
+    target = {
+        g: np.stack([running.at_frame(g, frame + min(j, overlap - 1)) for j in range(horizon)])
+        for g in running.positions
+    } if overlap else {}
+    return ChunkGuidance(target, frozen_steps=min(delay_steps, overlap), overlap_steps=overlap, mode=mode)
+
+
 def _instruction_at(episode: Episode, frame: int) -> str:
     return [text for start, text in episode.instructions if start <= frame][-1]
 
 
-def evaluate_offline(policy, episode: Episode, layout: JointLayout, *, execute_steps: int = 8,
-                     progress: bool = False) -> EvalReport:
-    """Call `policy.get_action` on the observation of every `execute_steps`-th frame and score the chunks."""
+def evaluate_offline(policy, episode: Episode, layout: JointLayout, *, execute_steps: int = 8, delay_steps: int = 0,
+                     rtc_mode: str | None = None, progress: bool = False) -> EvalReport:
+    """Call `policy.get_action` on the observation of every `execute_steps`-th frame and score the chunks.
+
+    `delay_steps` simulates an inference that takes that many steps: the first `delay_steps` steps of each chunk
+    are never executed (the previous chunk runs on meanwhile). `rtc_mode` generates each chunk with real-time
+    chunking against the previous one's plan, those steps frozen (gr00t_npu_node.guidance)."""
     groups = tuple(policy.action_dims)
     state_columns = episode.group_columns(layout, tuple(policy.state_dims))
     video_key = policy.video_keys[0]
+    horizon = policy.action_horizon
+    if not 0 <= delay_steps <= execute_steps:
+        raise ValueError(f"delay_steps {delay_steps} must be in [0, execute_steps {execute_steps}]: a chunk must "
+                         "arrive before the previous one has run out")
     chunks: list[PredictedChunk] = []
     latencies: list[float] = []
     started = time.perf_counter()
@@ -38,10 +58,12 @@ def evaluate_offline(policy, episode: Episode, layout: JointLayout, *, execute_s
             "state": {g: episode.states[frame, c].astype(np.float32)[None, None] for g, c in state_columns.items()},
             "language": {"task": [[_instruction_at(episode, frame)]]},
         }
+        guidance = _guidance(chunks[-1], frame, horizon, delay_steps, rtc_mode) if rtc_mode and chunks else None
         call = time.perf_counter()
-        actions = policy.get_action(observation)
+        actions = policy.get_action(observation, guidance=guidance) if guidance else policy.get_action(observation)
         latencies.append(time.perf_counter() - call)
-        chunks.append(PredictedChunk(frame, 0, {g: np.asarray(actions[g][0], dtype=np.float64) for g in groups}))
+        positions = {g: np.asarray(actions[g][0, delay_steps:], dtype=np.float64) for g in groups}
+        chunks.append(PredictedChunk(frame, delay_steps, positions))
     return score_chunks(chunks, episode, layout, groups, horizon=policy.action_horizon, execute_steps=execute_steps,
                         latencies_s=latencies, policy=policy.description, mode="offline",
                         wall_seconds=time.perf_counter() - started)
