@@ -39,7 +39,7 @@ setup(
     entry_points={
         "console_scripts": [
             "gr00t_node = gr00t_npu_node.ros.node:main",
-            "gr00t-npu-bench = gr00t_npu_node.bench:main",
+            "gr00t-npu-bench = gr00t_npu_node.benchmarks.inference:main",
             "gr00t-npu-bag = gr00t_npu_node.bag.cli:main",
             "gr00t-npu-create-tiny = gr00t_npu_node.tiny:main",
         ],

@@ -1,5 +1,6 @@
-"""The embedded default model: a tiny random-weight GR00T N1.6 checkpoint in the released layout, with its own
-backbone folder and tokenizer, written by the project (no download, no shared data). Used by the demo and tests.
+"""Random-weight models the project makes itself (no download, no shared data): the embedded default model, a
+tiny GR00T N1.6 checkpoint in the released layout with its own backbone folder and tokenizer (used by the node
+without `model_path`, the demo and tests), and in-memory policies of any preset's size (benchmarks).
 
     gr00t-npu-create-tiny OUT [--seed N]
 """
@@ -9,19 +10,25 @@ import argparse
 import json
 from dataclasses import replace
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
+import torch
 
-from gr00t_npu_node.backends import Backend
-from gr00t_npu_node.cache import build_once
+from gr00t_npu_node.backends import Backend, get_backend
+from gr00t_npu_node.cache import build_once, cache_dir
+from gr00t_npu_node.keys import ACTION, LANGUAGE, RELATIVE_ACTION, STATE, VIDEO
 from gr00t_npu_node.model.config import preset
 from gr00t_npu_node.model.gr00t import Gr00tN1d6
-from gr00t_npu_node.model.weights import save_weights
-from gr00t_npu_node.processing.text import write_tiny_tokenizer
+from gr00t_npu_node.model.weights import save_weights, tie_lm_head
+from gr00t_npu_node.policy import Gr00tPolicy, resolve_dtype
+from gr00t_npu_node.processing.processor import Gr00tProcessor
+from gr00t_npu_node.tiny_tokenizer import write_tiny_tokenizer
 
 GR1 = "gr1"
 GR1_EMBODIMENT_ID = 20
 GR1_VIDEO_KEY = "ego_view_bg_crop_pad_res256_freq20"
+GR1_LANGUAGE_KEY = "task"
 GR1_GROUPS = {"left_arm": 7, "right_arm": 7, "left_hand": 6, "right_hand": 6, "waist": 3}
 RELATIVE_GROUPS = ("left_arm", "right_arm", "left_hand", "right_hand")
 ACTION_HORIZON = 16
@@ -51,10 +58,10 @@ def gr1_modality_config() -> dict:
         for g in GR1_GROUPS
     ]
     return {
-        "video": modality([GR1_VIDEO_KEY]),
-        "state": modality(GR1_GROUPS, sin_cos_embedding_keys=list(GR1_GROUPS)),
-        "action": modality(GR1_GROUPS, delta_indices=list(range(ACTION_HORIZON)), action_configs=action_configs),
-        "language": modality(["task"]),
+        VIDEO: modality([GR1_VIDEO_KEY]),
+        STATE: modality(GR1_GROUPS, sin_cos_embedding_keys=list(GR1_GROUPS)),
+        ACTION: modality(GR1_GROUPS, delta_indices=list(range(ACTION_HORIZON)), action_configs=action_configs),
+        LANGUAGE: modality([GR1_LANGUAGE_KEY]),
     }
 
 
@@ -102,7 +109,7 @@ def gr1_statistics() -> dict:
             first, last = RELATIVE_SPAN[group]
             span = np.repeat(first + (last - first) * steps, len(low), axis=1)
             relative[group] = _stats(-span, span)
-    return {GR1: {"state": state, "action": action, "relative_action": relative}}
+    return {GR1: {STATE: state, ACTION: action, RELATIVE_ACTION: relative}}
 
 
 def write_tiny_checkpoint(folder: Path, seed: int = 0) -> Path:
@@ -138,6 +145,29 @@ def _write(folder: Path, seed: int) -> None:
     model.init_random(seed)
     save_weights(model, folder)
     (folder / COMPLETE_MARKER).write_text(json.dumps({"seed": seed}))
+
+
+def random_policy(
+    preset_name: str, device: str = "cpu", dtype: Optional[str] = None, seed: int = 0, optimize: bool = True
+) -> Gr00tPolicy:
+    """A GR1 policy with random weights of a preset's size, built in memory (benchmarks); its processor files are the
+    tiny checkpoint's, written once to the user's cache."""
+    backend = get_backend(device)
+    torch_dtype = resolve_dtype(dtype, backend)
+    folder = write_tiny_checkpoint(cache_dir() / "tiny")
+    processor = Gr00tProcessor.from_folders(folder, folder / "backbone", GR1)
+    config = preset(preset_name)
+    # The tiny tokenizer's image token, so that the model accepts the processor's prompts.
+    config = replace(config, backbone=replace(config.backbone, image_token_index=processor.image_token_index))
+    with torch.device("meta"):
+        model = Gr00tN1d6(config, backend if optimize else backend.plain()).to(torch_dtype)
+    model.to_empty(device=backend.device())
+    tie_lm_head(model)
+    model.init_random(seed)
+    model.requires_grad_(False)
+    if optimize:
+        model.optimize()
+    return Gr00tPolicy(model, processor, f"random-{preset_name}", seed)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -1,6 +1,6 @@
 """Shared fixtures.
 
-* `tiny_checkpoint` (session): a tiny random-weight checkpoint folder made by `Gr00tPolicy.create_tiny`.
+* `tiny_checkpoint` (session): a tiny random-weight checkpoint folder made by `tiny.write_tiny_checkpoint`.
 * `ros_isolation` (session): this process and its children use a private ROS domain (derived from the pid),
   localhost-only discovery and a temporary log folder; yields the environment for child processes.
 * `ros_probe` (session): a test-side rclpy node spinning in a background thread, with helpers that wait for
@@ -29,9 +29,9 @@ SHARED = REPO_ROOT.parent / "shared"
 
 @pytest.fixture(scope="session")
 def tiny_checkpoint(tmp_path_factory) -> Path:
-    from gr00t_npu_node.policy import Gr00tPolicy
+    from gr00t_npu_node.tiny import write_tiny_checkpoint
 
-    return Path(Gr00tPolicy.create_tiny(tmp_path_factory.mktemp("tiny")))
+    return write_tiny_checkpoint(tmp_path_factory.mktemp("tiny"))
 
 
 @pytest.fixture(scope="session")

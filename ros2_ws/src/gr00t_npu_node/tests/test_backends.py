@@ -1,4 +1,4 @@
-"""Backend selection, the errors for devices this machine lacks, CPU weight packing and output cloning."""
+"""Backend selection, the errors for devices this machine lacks, and CPU weight packing."""
 import importlib.util
 import re
 
@@ -7,7 +7,6 @@ import torch
 import torch.nn as nn
 
 from gr00t_npu_node.backends import Backend, get_backend
-from gr00t_npu_node.backends.compiled import clone_outputs
 from gr00t_npu_node.backends.cpu import CpuBackend, PackedLinear, pack_linear_weights
 from gr00t_npu_node.backends.npu import CANN_HOME_VARIABLES, EmulatedNpuBackend, NpuUnavailable
 
@@ -120,15 +119,3 @@ def test_cpu_backend_compiles_the_loop_only_while_weights_are_unpacked():
     unpacked.prepare(nn.Sequential(nn.Linear(4, 4)))
     assert unpacked.packed_layers == 0
 
-
-def test_cloned_outputs_survive_the_next_call_overwriting_a_shared_buffer():
-    buffer = torch.zeros(3)
-
-    def replay(value: float):
-        buffer.fill_(value)
-        return {"out": buffer, "steps": [buffer[:1]]}
-
-    call = clone_outputs(replay)
-    first = call(1.0)
-    call(2.0)
-    assert first["out"].tolist() == [1.0, 1.0, 1.0] and first["steps"][0].item() == 1.0

@@ -1,6 +1,6 @@
-"""The optimized backends inside the model: the NPU backend's attention for the model's three call patterns, the whole
-golden case on npu-emulated and on the packed CPU backend against upstream, and no float64 anywhere in a forward."""
-import numpy as np
+"""The NPU backend inside the model: its attention for the model's three call patterns, and no float64 anywhere in a
+forward of the golden case. (The golden case on every backend against upstream: test_model_golden.)"""
+import golden
 import pytest
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
@@ -8,9 +8,6 @@ from torch.utils._pytree import tree_flatten
 
 from gr00t_npu_node.backends import Backend, get_backend
 from gr00t_npu_node.backends.npu_emulation import NpuOpContractError
-from gr00t_npu_node.model.config import BackboneConfig, Gr00tConfig
-from gr00t_npu_node.model.gr00t import Gr00tN1d6
-from gr00t_npu_node.model.weights import load_weights
 
 
 def rand(*shape, seed):
@@ -62,61 +59,6 @@ def test_float32_attention_uses_the_reference_kernel_exactly():
     torch.testing.assert_close(ours, Backend().attention(q, k, v, causal=True, key_mask=mask), rtol=0, atol=0)
 
 
-# ---- the golden case ------------------------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def golden(golden_dir):
-    backbone = BackboneConfig.from_json(golden_dir / "backbone" / "config.json")
-    config = Gr00tConfig.from_json(golden_dir / "checkpoint" / "config.json", backbone)
-    noise = torch.from_numpy(np.load(golden_dir / "input.npz")["noise"])
-    return config, noise, {d: dict(np.load(golden_dir / f"reference_{d}.npz")) for d in ("float32", "bfloat16")}
-
-
-def build(golden_dir, config, backend, dtype):
-    with torch.device("meta"):
-        model = Gr00tN1d6(config, backend)
-    load_weights(model, golden_dir / "checkpoint", dtype, torch.device("cpu"))
-    backend.prepare(model)
-    return model
-
-
-@torch.inference_mode()
-def infer(model, ref, noise, dtype, optimized):
-    """(backbone features, normalized action_pred) from upstream's preprocessed inputs, through the plain or the
-    optimized (hoisted K/V and modulations) action head."""
-    ids, mask = torch.from_numpy(ref["input_ids"]), torch.from_numpy(ref["attention_mask"])
-    features = model.backbone(ids, mask, torch.from_numpy(ref["pixel_values"]).to(dtype))
-    head = model.action_head
-    ctx = head.context(
-        features, mask, ids == model.config.backbone.image_token_index, torch.from_numpy(ref["state"]).to(dtype),
-        torch.from_numpy(ref["embodiment_id"]), cache_cross_kv=optimized,
-    )
-    actions = head.denoise(noise, ctx, head.step_modulations(torch.device("cpu")) if optimized else None)
-    return features.float(), actions.float()
-
-
-@pytest.mark.parametrize("device", ["cpu", "npu-emulated"])
-def test_optimized_path_matches_upstream_and_the_plain_path_in_float32(golden, golden_dir, device):
-    config, noise, refs = golden
-    ref = refs["float32"]
-    features, actions = infer(build(golden_dir, config, get_backend(device), torch.float32), ref, noise, torch.float32, True)
-    plain_features, plain_actions = infer(build(golden_dir, config, Backend(), torch.float32), ref, noise, torch.float32, False)
-    assert np.abs(features.numpy() - ref["backbone_features"]).max() <= 1e-4
-    assert np.abs(actions.numpy() - ref["action_pred"]).max() <= 1e-4
-    assert (actions - plain_actions).abs().max() <= 1e-4 and (features - plain_features).abs().max() <= 1e-4
-
-
-def test_npu_path_in_bfloat16_stays_within_the_bfloat16_gap_of_the_plain_path(golden, golden_dir):
-    """The fused kernels round once where the reference rounds per op; the deviation is of the size of upstream's
-    own bf16-vs-fp32 gap (spec: 0.048) and is bounded here like the golden bf16 test (0.08)."""
-    config, noise, refs = golden
-    ref = refs["bfloat16"]
-    _, npu_actions = infer(build(golden_dir, config, get_backend("npu-emulated"), torch.bfloat16), ref, noise, torch.bfloat16, True)
-    _, plain_actions = infer(build(golden_dir, config, Backend(), torch.bfloat16), ref, noise, torch.bfloat16, False)
-    assert torch.isfinite(npu_actions).all()
-    assert (npu_actions - plain_actions).abs().max() <= 0.08
-    assert np.abs(npu_actions.numpy() - ref["action_pred"]).max() <= 0.08
-
-
 class FloatKinds(TorchDispatchMode):
     """Records the dtype of every tensor an operator produces."""
 
@@ -132,12 +74,15 @@ class FloatKinds(TorchDispatchMode):
         return out
 
 
-def test_no_float64_tensor_is_created_by_a_forward_on_the_npu_path(golden, golden_dir):
-    config, noise, refs = golden
-    model = build(golden_dir, config, get_backend("npu-emulated"), torch.bfloat16)
+def test_no_float64_tensor_is_created_by_a_forward_on_the_npu_path(golden_dir):
+    ref = golden.reference(golden_dir, torch.bfloat16)
+    inputs, noise = golden.model_inputs(ref), golden.noise(golden_dir)
+    optimized = golden.model(golden_dir, get_backend("npu-emulated"), torch.bfloat16, optimized=True)
+    plain = golden.model(golden_dir, get_backend("npu-emulated").plain(), torch.bfloat16, optimized=False)
     kinds = FloatKinds()
-    with kinds:
-        infer(model, refs["bfloat16"], noise, torch.bfloat16, True)
-        infer(model, refs["bfloat16"], noise, torch.bfloat16, False)
+    # Eager, so that the mode sees every operator of the loop too.
+    with torch.compiler.set_stance("force_eager"), kinds:
+        optimized(inputs, noise)
+        plain(inputs, noise)
     assert torch.bfloat16 in kinds.dtypes and torch.float32 in kinds.dtypes  # the mode saw the forward
     assert torch.float64 not in kinds.dtypes, f"float64 made by {sorted(kinds.dtypes[torch.float64])}"

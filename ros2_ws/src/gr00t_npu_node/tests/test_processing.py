@@ -3,13 +3,14 @@ two cameras, two frames, every state encoding and both action representations.""
 import json
 from pathlib import Path
 
+import golden
 import numpy as np
 import pytest
 import torch
 
 from gr00t_npu_node.processing.image import ImagePreprocessor, eval_transform, image_token_count, smart_resize
 from gr00t_npu_node.processing.processor import Gr00tProcessor
-from gr00t_npu_node.processing.text import write_tiny_tokenizer
+from gr00t_npu_node.tiny_tokenizer import write_tiny_tokenizer
 
 GR1_VIDEO_KEY = "ego_view_bg_crop_pad_res256_freq20"
 
@@ -72,8 +73,7 @@ def bot_checkpoint(tmp_path_factory) -> Path:
     (folder / "processor_config.json").write_text(json.dumps(PROCESSOR_CONFIG))
     (folder / "statistics.json").write_text(json.dumps(STATISTICS))
     (folder / "embodiment_id.json").write_text(json.dumps({BOT: 7, "gr1": 20}))
-    info = write_tiny_tokenizer(folder / "backbone")
-    (folder / "backbone" / "config.json").write_text(json.dumps({"image_token_index": info["image_token_index"]}))
+    write_tiny_tokenizer(folder / "backbone")
     return folder
 
 
@@ -97,13 +97,8 @@ def bot_observation(batch=1, height=480, width=640, instructions=None) -> dict:
 
 # ---- against upstream --------------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
-def golden_observation(golden_dir) -> dict:
-    data = np.load(golden_dir / "input.npz")
-    return {
-        "video": {GR1_VIDEO_KEY: data["image"][:, None]},
-        "state": {name.removeprefix("state."): data[name] for name in data.files if name.startswith("state.")},
-        "language": {"task": [[str(data["instruction"][0])]]},
-    }
+def golden_observation(golden_dir, gr1) -> dict:
+    return golden.observation(golden_dir, gr1)
 
 
 @pytest.fixture(scope="module")

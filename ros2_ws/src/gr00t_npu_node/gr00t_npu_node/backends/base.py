@@ -110,7 +110,8 @@ class Backend:
         and before `compile`, on the optimized path. The reference keeps the weights as loaded."""
 
     def compile(self, fn: Callable, *, name: str) -> Callable:
-        """Graph-compile `fn` (static shapes, whole graph). The reference backend runs it eagerly."""
+        """Graph-compile `fn` (static shapes, whole graph). A replayed graph may return its own output buffers, which
+        the next call overwrites: read the results before calling again. The reference backend runs `fn` eagerly."""
         return fn
 
     def synchronize(self) -> None:

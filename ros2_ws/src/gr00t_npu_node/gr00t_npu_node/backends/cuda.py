@@ -7,7 +7,6 @@ from typing import Callable, Optional
 import torch
 
 from gr00t_npu_node.backends.base import Backend, fused_rms_norm
-from gr00t_npu_node.backends.compiled import clone_outputs
 
 
 class CudaUnavailable(RuntimeError):
@@ -34,6 +33,5 @@ class CudaBackend(Backend):
         return fused_rms_norm(x, weight, eps)
 
     def compile(self, fn: Callable, *, name: str) -> Callable:
-        """Inductor kernels replayed from a CUDA graph ("reduce-overhead"); outputs are cloned because the next
-        replay overwrites the graph's output buffers."""
-        return clone_outputs(torch.compile(fn, mode="reduce-overhead", fullgraph=True, dynamic=False))
+        """Inductor kernels replayed from a CUDA graph ("reduce-overhead")."""
+        return torch.compile(fn, mode="reduce-overhead", fullgraph=True, dynamic=False)

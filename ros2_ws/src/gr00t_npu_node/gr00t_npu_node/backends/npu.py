@@ -17,7 +17,7 @@ import torch.nn.functional as F
 
 from gr00t_npu_node.backends import npu_emulation
 from gr00t_npu_node.backends.base import Backend, causal_key_mask
-from gr00t_npu_node.backends.compiled import clone_outputs, compile_inductor
+from gr00t_npu_node.backends.compiled import compile_inductor
 
 CANN_HOME_VARIABLES = ("ASCEND_HOME_PATH", "ASCEND_TOOLKIT_HOME")
 # npu_fused_infer_attention_score takes float16/bfloat16 q/k/v with head_dim a multiple of 16 (when Q_S > 1).
@@ -151,8 +151,7 @@ class NpuBackend(Backend):
     def compile(self, fn: Callable, *, name: str) -> Callable:
         """torchair graph of `fn` (whole graph, static shapes, frozen weights). With a compile cache directory the
         compiled graph is stored under `<dir>/<name>` and reloaded by later processes (`fn` must then be a method
-        of an nn.Module, as torchair's cache_compile requires). Outputs are cloned, since a replayed graph
-        overwrites its output buffers."""
+        of an nn.Module, as torchair's cache_compile requires)."""
         import torchair
 
         config = torchair.CompilerConfig()
@@ -161,12 +160,8 @@ class NpuBackend(Backend):
         if self.compile_cache_dir is not None:
             from torchair.inference import cache_compile
 
-            compiled = cache_compile(fn, config=config, dynamic=False, cache_dir=str(self.compile_cache_dir / name))
-        else:
-            compiled = torch.compile(
-                fn, backend=torchair.get_npu_backend(compiler_config=config), fullgraph=True, dynamic=False
-            )
-        return clone_outputs(compiled)
+            return cache_compile(fn, config=config, dynamic=False, cache_dir=str(self.compile_cache_dir / name))
+        return torch.compile(fn, backend=torchair.get_npu_backend(compiler_config=config), fullgraph=True, dynamic=False)
 
 
 class EmulatedNpuBackend(NpuBackend):
@@ -180,4 +175,4 @@ class EmulatedNpuBackend(NpuBackend):
         super().__init__(npu_emulation)
 
     def compile(self, fn: Callable, *, name: str) -> Callable:
-        return clone_outputs(compile_inductor(fn))
+        return compile_inductor(fn)

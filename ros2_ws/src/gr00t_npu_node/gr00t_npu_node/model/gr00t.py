@@ -1,22 +1,135 @@
-"""The GR00T N1.6 model: Eagle backbone + action head, with the released checkpoint's parameter names."""
+"""The GR00T N1.6 model: Eagle backbone + action head, with the released checkpoint's parameter names, and its
+inference entry point `forward(inputs, noise) -> action_pred`.
+
+    model = Gr00tN1d6.from_checkpoint(folder, BackboneConfig.from_json(backbone_dir / "config.json"), backend, dtype)
+    model.optimize()                       # optional: the optimized path (else upstream's computation, eager)
+    action_pred = model(inputs, noise)     # normalized [B, action_horizon, max_action_dim], float32, host
+
+This is the one place where static shapes and compilation are decided: `optimize` hands the weights to the backend
+and compiles the denoising loop through it, and `forward` pads the text to TEXT_BUCKETS and feeds the noise through
+a static buffer so that the compiled loop only ever sees a handful of shapes and addresses.
+"""
 from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 from gr00t_npu_node.backends import Backend
 from gr00t_npu_node.model.action_head import Gr00tActionHead
-from gr00t_npu_node.model.config import Gr00tConfig
+from gr00t_npu_node.model.config import BackboneConfig, Gr00tConfig
 from gr00t_npu_node.model.eagle import EagleBackbone
 from gr00t_npu_node.model.qwen3 import RMSNorm
+from gr00t_npu_node.model.weights import load_weights
+
+# Text tokens (everything but image tokens) are right-padded to one of these lengths on the optimized path, so
+# the compiled denoising loop sees a handful of shapes and a new instruction never triggers a recompile.
+TEXT_BUCKETS = (64, 128, 256)
+
+
+@dataclass
+class ModelInputs:
+    """One batch for the model, as the processor makes it (host tensors). Images are ordered per sample t-major
+    (t0v0, t0v1, t1v0, ...), samples in order."""
+
+    input_ids: torch.Tensor  # int64 [B, L], left-padded
+    attention_mask: torch.Tensor  # int64 [B, L], 0 on padding
+    pixel_values: torch.Tensor  # float32 [B * T * V, 3, H, W] in [-1, 1]
+    image_mask: torch.Tensor  # bool [B, L], True on <IMG_CONTEXT> tokens
+    state: torch.Tensor  # float32 [B, T_state, max_state_dim]
+    embodiment_id: torch.Tensor  # int64 [B]
 
 
 class Gr00tN1d6(nn.Module):
     def __init__(self, config: Gr00tConfig, backend: Backend):
         super().__init__()
         self.config = config
+        self.backend = backend
         self.backbone = EagleBackbone(config, backend)
         self.action_head = Gr00tActionHead(config, backend)
+        self.optimized = False
+        self._denoise = self.action_head.denoise
+        self._step_modulations: Optional[list[list[torch.Tensor]]] = None
+        self._static_noise: Optional[torch.Tensor] = None
+
+    @classmethod
+    def from_checkpoint(
+        cls, folder: Path, backbone: BackboneConfig, backend: Backend, dtype: torch.dtype
+    ) -> "Gr00tN1d6":
+        """The model of a checkpoint folder in the released layout (config.json and weights) with its backbone's
+        config, built on the meta device and loaded once, in `dtype` on the backend's device."""
+        config = Gr00tConfig.from_json(folder / "config.json", backbone)
+        with torch.device("meta"):
+            model = cls(config, backend)
+        load_weights(model, folder, dtype, backend.device())
+        return model
+
+    @property
+    def dtype(self) -> torch.dtype:
+        """The dtype the weights were loaded in; `forward` casts the float inputs to it."""
+        return self.action_head.vlln.weight.dtype
+
+    def optimize(self) -> None:
+        """Switches `forward` to the optimized path; once, after the weights are loaded. The backend puts the weights
+        in its kernels' layout and compiles the denoising loop; every Euler step's AdaLN terms are computed here and
+        the VL keys/values once per call, instead of at every step."""
+        self.backend.prepare(self)
+        self._step_modulations = self.action_head.step_modulations(self.backend.device())
+        self._denoise = self.backend.compile(self.action_head.denoise, name="denoise")
+        self.optimized = True
+
+    def noise_shape(self, batch: int) -> tuple[int, int, int]:
+        return batch, self.config.action_horizon, self.config.max_action_dim
+
+    @torch.inference_mode()
+    def forward(self, inputs: ModelInputs, noise: torch.Tensor, text_bucket: Optional[int] = None) -> torch.Tensor:
+        """The normalized action chunk [B, action_horizon, max_action_dim], float32 on the host, for the processor's
+        `inputs` and the flow's starting `noise` [B, action_horizon, max_action_dim] (host tensors).
+
+        `text_bucket` fixes the padded text length of the optimized path (warmup compiles each bucket); by default it
+        is the smallest bucket that holds the text."""
+        expected = self.noise_shape(inputs.input_ids.shape[0])
+        if tuple(noise.shape) != expected:
+            raise ValueError(
+                f"noise has shape {list(noise.shape)}; expected {list(expected)} (batch, action_horizon, max_action_dim)"
+            )
+        device, dtype = self.backend.device(), self.dtype
+        input_ids, attention_mask, image_mask = (
+            t.to(device) for t in (inputs.input_ids, inputs.attention_mask, inputs.image_mask)
+        )
+        features = self.backbone(input_ids, attention_mask, inputs.pixel_values.to(device, dtype))
+        if self.optimized:
+            features, attention_mask, image_mask = pad_text(features, attention_mask, image_mask, text_bucket)
+        context = self.action_head.context(
+            features, attention_mask, image_mask, inputs.state.to(device, dtype),
+            embodiment_ids(inputs.embodiment_id, device), cache_cross_kv=self.optimized,
+        )
+        action_pred = self._denoise(self._noise_on_device(noise, dtype), context, self._step_modulations)
+        # The copy to the host is also what takes the chunk out of a replayed graph's output buffer before the next
+        # replay overwrites it, so no device-side clone is needed (on the CPU, a 25 kB copy).
+        return action_pred.to("cpu", torch.float32, copy=True)
+
+    def warmup(self, inputs: ModelInputs) -> None:
+        """Runs every shape the compiled loop can meet for inputs of this image size (one per text bucket), so that
+        no later call of that size compiles."""
+        noise = torch.zeros(self.noise_shape(inputs.input_ids.shape[0]))
+        for bucket in TEXT_BUCKETS if self.optimized else (None,):
+            self(inputs, noise, text_bucket=bucket)
+
+    def _noise_on_device(self, noise: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+        """On the optimized path the noise (the only input of the compiled loop that comes from the host) is refilled
+        in place into one buffer marked static for the graph compilers: a captured graph reads it where it is
+        instead of copying it into a private input slot before every replay."""
+        if not self.optimized:
+            return noise.to(self.backend.device(), dtype)
+        if self._static_noise is None or self._static_noise.shape != noise.shape:
+            self._static_noise = torch.empty(noise.shape, dtype=dtype, device=self.backend.device())
+            torch._dynamo.mark_static_address(self._static_noise)
+        return self._static_noise.copy_(noise)
 
     @torch.no_grad()
     def init_random(self, seed: int, std: float = 0.02) -> None:
@@ -28,3 +141,27 @@ class Gr00tN1d6(nn.Module):
                     param.fill_(1.0 if name == "weight" else 0.0)
                 else:
                     param.copy_(torch.randn(param.shape, generator=generator) * std)
+
+
+def embodiment_ids(ids: torch.Tensor, device: torch.device) -> torch.Tensor | int:
+    """One int when the whole batch is one embodiment (always, for one processor): the embodiment-specific layers
+    then index views of their weights instead of gathering a copy per sample."""
+    if bool((ids == ids[0]).all()):
+        return int(ids[0])
+    return ids.to(device)
+
+
+def pad_text(
+    features: torch.Tensor, attention_mask: torch.Tensor, image_mask: torch.Tensor, bucket: Optional[int]
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Right-pads the backbone features so that their text part fills a bucket (by default the smallest of
+    TEXT_BUCKETS that holds it, or a multiple of the largest). The LLM itself runs unpadded (not compiled, and causal
+    attention needs no mask that way); the DiT's key masks remove the padding exactly."""
+    images = int(image_mask[0].sum())
+    text = features.shape[1] - images
+    if bucket is None:
+        bucket = next((b for b in TEXT_BUCKETS if b >= text), -(-text // TEXT_BUCKETS[-1]) * TEXT_BUCKETS[-1])
+    extra = images + bucket - features.shape[1]
+    if extra <= 0:
+        return features, attention_mask, image_mask
+    return F.pad(features, (0, 0, 0, extra)), F.pad(attention_mask, (0, extra)), F.pad(image_mask, (0, extra))

@@ -1,10 +1,10 @@
 """Checkpoint weights in the released layout: `model.safetensors`, or shards listed by
-`model.safetensors.index.json`. Loading builds nothing twice: the model is created on the meta device and each
-tensor is read from the memory-mapped file, cast once to the target dtype/device and assigned in place."""
+`model.safetensors.index.json`. Loading builds nothing twice: the model is created on the meta device, each file is
+opened once (memory-mapped), and each tensor is cast once to the target dtype/device and assigned in place."""
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from contextlib import ExitStack
 from pathlib import Path
 
 import torch
@@ -23,15 +23,8 @@ class CheckpointMismatch(ValueError):
     """The checkpoint's tensors do not fit the model built from its config."""
 
 
-@dataclass
-class LoadReport:
-    files: list[Path]
-    loaded: int = 0
-    ignored: list[str] = field(default_factory=list)
-
-
-def checkpoint_files(folder: Path) -> dict[str, Path]:
-    """Tensor name -> file holding it."""
+def weight_files(folder: Path) -> tuple[list[Path], dict[str, str]]:
+    """(the files holding the weights, the index's tensor name -> file name map; empty for a single file)."""
     index = folder / INDEX_FILE
     if index.is_file():
         weight_map = json.loads(index.read_text()).get("weight_map")
@@ -40,29 +33,42 @@ def checkpoint_files(folder: Path) -> dict[str, Path]:
         missing_files = sorted({f for f in weight_map.values() if not (folder / f).is_file()})
         if missing_files:
             raise CheckpointMismatch(f"{index} lists shard(s) not in {folder}: {', '.join(missing_files)}")
-        return {name: folder / f for name, f in weight_map.items()}
+        return [folder / f for f in sorted(set(weight_map.values()))], weight_map
     single = folder / SINGLE_FILE
     if single.is_file():
-        with safe_open(single, framework="pt") as f:
-            return {name: single for name in f.keys()}
+        return [single], {}
     raise FileNotFoundError(f"no weights in {folder}: expected {SINGLE_FILE} or {INDEX_FILE} with its shards")
 
 
-def load_weights(model: nn.Module, folder: str | Path, dtype: torch.dtype, device: torch.device) -> LoadReport:
-    """Fills `model` (typically built on the meta device) from the checkpoint in `folder`.
+def load_weights(model: nn.Module, folder: str | Path, dtype: torch.dtype, device: torch.device) -> None:
+    """Fills `model` (typically built on the meta device) from the checkpoint in `folder`, frozen for inference.
 
     Raises CheckpointMismatch listing every missing, unexpected and mis-shaped tensor by name."""
     folder = Path(folder)
-    where = checkpoint_files(folder)
+    files, weight_map = weight_files(folder)
     expected = {name: tuple(p.shape) for name, p in model.state_dict(keep_vars=True).items()}
-    tied = {n for n in IGNORED if n in expected}
-    shapes: dict[str, tuple[int, ...]] = {}
-    for path in sorted(set(where.values())):
-        with safe_open(path, framework="pt") as f:
-            for name in f.keys():
-                if where.get(name) == path:
-                    shapes[name] = tuple(f.get_slice(name).get_shape())
-    missing = sorted(n for n in expected if n not in shapes and n not in tied)
+    with ExitStack() as stack:
+        where = {}
+        for path in files:
+            handle = stack.enter_context(safe_open(path, framework="pt"))
+            for name in handle.keys():
+                if not weight_map or folder / weight_map.get(name, "") == path:  # as the index says, if any
+                    where[name] = handle
+        shapes = {name: tuple(handle.get_slice(name).get_shape()) for name, handle in where.items()}
+        _check_names_and_shapes(folder, expected, shapes)
+        tensors = {
+            name: handle.get_tensor(name).to(device=device, dtype=dtype)
+            for name, handle in where.items()
+            if name in expected and name not in IGNORED
+        }
+    # Not strict: the names were checked above, with the tied LM head and the training-only mask token excepted.
+    model.load_state_dict(tensors, strict=False, assign=True)
+    model.requires_grad_(False)
+    tie_lm_head(model)
+
+
+def _check_names_and_shapes(folder: Path, expected: dict[str, tuple], shapes: dict[str, tuple]) -> None:
+    missing = sorted(n for n in expected if n not in shapes and n not in IGNORED)
     unexpected = sorted(n for n in shapes if n not in expected and n not in IGNORED)
     misshaped = sorted(
         f"{n} (checkpoint {list(shapes[n])}, model {list(expected[n])})"
@@ -75,27 +81,6 @@ def load_weights(model: nn.Module, folder: str | Path, dtype: torch.dtype, devic
             if names:
                 lines.append(f"  {label} ({len(names)}): " + ", ".join(names))
         raise CheckpointMismatch("\n".join(lines))
-
-    report = LoadReport(files=sorted(set(where.values())))
-    by_file: dict[Path, list[str]] = {}
-    for name in shapes:
-        if name in expected and name not in tied:
-            by_file.setdefault(where[name], []).append(name)
-        else:
-            report.ignored.append(name)
-    for path, names in by_file.items():
-        with safe_open(path, framework="pt") as f:
-            for name in names:
-                _assign(model, name, f.get_tensor(name).to(device=device, dtype=dtype))
-                report.loaded += 1
-    tie_lm_head(model)
-    return report
-
-
-def _assign(model: nn.Module, name: str, tensor: torch.Tensor) -> None:
-    module_name, _, leaf = name.rpartition(".")
-    module = model.get_submodule(module_name)
-    module._parameters[leaf] = nn.Parameter(tensor, requires_grad=False)
 
 
 def tie_lm_head(model: nn.Module) -> None:

@@ -6,19 +6,20 @@ embodiment_id.json) and its backbone folder (tokenizer files, config.json).
     inputs = processor(observation)                  # ModelInputs
     actions = processor.decode(action_pred, observation)   # {group: float32 [B, horizon, D]}
 
-Observation: {"video": {key: uint8 [B, T, H, W, 3]}, "state": {group: float32 [B, T, D]},
-"language": {<language key>: [[str]] * B}}. A malformed one raises ValueError naming the problem and the fix.
+Observation: upstream's dict (`keys`), with this checkpoint's camera keys, state groups and language key. A
+malformed one raises ValueError naming the problem and the fix.
 """
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Optional
 
 import numpy as np
 import torch
 
+from gr00t_npu_node.keys import ACTION, LANGUAGE, OBSERVATION_MODALITIES, STATE, VIDEO
+from gr00t_npu_node.model.gr00t import ModelInputs
 from gr00t_npu_node.processing.image import ImagePreprocessor, image_token_count
 from gr00t_npu_node.processing.state_action import (
     ActionDecoder,
@@ -40,19 +41,6 @@ EMBODIMENT_TAG_TO_PROJECTOR_INDEX = {
     "oxe_droid": 16,
     "new_embodiment": 10,
 }
-MODALITIES = ("video", "state", "language")
-
-
-@dataclass
-class ModelInputs:
-    """One batch for the model. Images are ordered per sample t-major (t0v0, t0v1, t1v0, ...), samples in order."""
-
-    input_ids: torch.Tensor  # int64 [B, L], left-padded
-    attention_mask: torch.Tensor  # int64 [B, L], 0 on padding
-    pixel_values: torch.Tensor  # float32 [B * T * V, 3, H, W] in [-1, 1]
-    image_mask: torch.Tensor  # bool [B, L], True on <IMG_CONTEXT> tokens
-    state: torch.Tensor  # float32 [B, T_state, max_state_dim]
-    embodiment_id: torch.Tensor  # int64 [B]
 
 
 def _read_json(path: Path) -> Any:
@@ -77,7 +65,7 @@ class Gr00tProcessor:
         tokenizer: BackboneTokenizer,
     ):
         where = f"processor_config.json modality_configs[{embodiment!r}]"
-        missing = [m for m in (*MODALITIES, "action") if m not in modalities]
+        missing = [m for m in (*OBSERVATION_MODALITIES, ACTION) if m not in modalities]
         if missing:
             raise ValueError(f"{where} lacks the modalities {missing}")
         if kwargs.get("model_type", "eagle") != "eagle":
@@ -89,14 +77,14 @@ class Gr00tProcessor:
                 "processor_config.json has use_albumentations=false (the torchvision image path), which this node "
                 "does not implement; GR00T N1.6 checkpoints use the albumentations path"
             )
-        language = modalities["language"]
+        language = modalities[LANGUAGE]
         if len(language.modality_keys) != 1 or len(language.delta_indices) != 1:
             raise ValueError(f"{where}.language must have exactly one key and one delta index (as upstream requires)")
         self.embodiment = embodiment
         self.embodiment_id = int(embodiment_id)
         self.tokenizer = tokenizer
-        self._video = modalities["video"]
-        self._state = modalities["state"]
+        self._video = modalities[VIDEO]
+        self._state = modalities[STATE]
         self.language_key = language.modality_keys[0]
         self.formalize_language = bool(kwargs.get("formalize_language", True))
         settings = NormalizationSettings(
@@ -109,7 +97,7 @@ class Gr00tProcessor:
             self._state, statistics, settings, int(kwargs.get("max_state_dim", 29)), f"{where}.state"
         )
         self.action_decoder = ActionDecoder(
-            modalities["action"], statistics, settings, self.state_encoder.dims, f"{where}.action"
+            modalities[ACTION], statistics, settings, self.state_encoder.dims, f"{where}.action"
         )
         max_action_dim = int(kwargs.get("max_action_dim", 29))
         if self.action_decoder.width > max_action_dim:
@@ -119,7 +107,11 @@ class Gr00tProcessor:
         self.images = ImagePreprocessor(*_image_geometry(kwargs))
 
     @classmethod
-    def from_folders(cls, checkpoint_dir: str | Path, backbone_dir: str | Path, embodiment: str) -> "Gr00tProcessor":
+    def from_folders(
+        cls, checkpoint_dir: str | Path, backbone_dir: str | Path, embodiment: str, image_token_index: Optional[int] = None
+    ) -> "Gr00tProcessor":
+        """`image_token_index` (the model's, from the backbone config.json), when given, is checked against the
+        tokenizer's."""
         checkpoint_dir, backbone_dir = Path(checkpoint_dir), Path(backbone_dir)
         id_file = checkpoint_dir / "embodiment_id.json"
         if id_file.is_file():
@@ -149,12 +141,7 @@ class Gr00tProcessor:
             name: ModalityConfig.from_json(value, f"{where}.{name}")
             for name, value in all_modalities[embodiment].items()
         }
-        if not (backbone_dir / "config.json").is_file():
-            raise FileNotFoundError(
-                f"backbone folder {backbone_dir} has no config.json; it is needed to check that the tokenizer's image "
-                "token matches the model's image_token_index"
-            )
-        tokenizer = BackboneTokenizer.from_folder(backbone_dir)
+        tokenizer = BackboneTokenizer.from_folder(backbone_dir, image_token_index)
         return cls(embodiment, ids[embodiment], modalities, statistics[embodiment], kwargs, tokenizer)
 
     # ---- what the policy and the ROS layer read ---------------------------------------------------------------
@@ -182,10 +169,22 @@ class Gr00tProcessor:
     def image_token_index(self) -> int:
         return self.tokenizer.image_token_id
 
+    def observation(
+        self, frames: Mapping[str, np.ndarray], states: Mapping[str, Any], instruction: str
+    ) -> dict[str, dict[str, Any]]:
+        """Upstream's observation dict for one sample at one time step: `frames` {camera key: uint8 [H, W, 3]},
+        `states` {group: [D]} (cast to float32), `instruction` under this checkpoint's language key. The keys are
+        checked when the observation is processed."""
+        return {
+            VIDEO: {key: frame[None, None] for key, frame in frames.items()},
+            STATE: {group: np.asarray(value, dtype=np.float32)[None, None] for group, value in states.items()},
+            LANGUAGE: {self.language_key: [[instruction]]},
+        }
+
     # ---- processing -------------------------------------------------------------------------------------------
     def __call__(self, observation: Mapping[str, Any]) -> ModelInputs:
-        batch = self.validate(observation)
-        videos, states = observation["video"], observation["state"]
+        batch, instructions = self._validate(observation)
+        videos, states = observation[VIDEO], observation[STATE]
         state = self.state_encoder({g: states[g] for g in self._state.modality_keys})
         pixels, prompts = [], []
         for sample in range(batch):
@@ -201,8 +200,7 @@ class Gr00tProcessor:
                     "the vision encoder takes one size per call: give every camera the same aspect ratio"
                 )
             pixels += frames
-            language = self._language(observation, sample)
-            prompts.append(self.tokenizer.prompt(language, [image_token_count(f) for f in frames]))
+            prompts.append(self.tokenizer.prompt(instructions[sample], [image_token_count(f) for f in frames]))
         input_ids, attention_mask = self.tokenizer.encode_left_padded(prompts)
         input_ids_t = torch.from_numpy(input_ids)
         return ModelInputs(
@@ -219,29 +217,29 @@ class Gr00tProcessor:
         robot's units, relative groups made absolute with the observation's last raw state."""
         if isinstance(action_pred, torch.Tensor):
             action_pred = action_pred.detach().float().cpu().numpy()
-        states = observation.get("state") if isinstance(observation, Mapping) else None
+        states = observation.get(STATE) if isinstance(observation, Mapping) else None
         if not isinstance(states, Mapping):
-            raise ValueError("decode needs the observation the actions were predicted from (with its 'state' dict)")
+            raise ValueError(f"decode needs the observation the actions were predicted from (with its {STATE!r} dict)")
         batch = self._validate_states(states, batch=None)
         if action_pred.shape[0] != batch:
             raise ValueError(f"action_pred has batch {action_pred.shape[0]} but the observation's state has {batch}")
         return self.action_decoder(action_pred, states)
 
     # ---- validation -------------------------------------------------------------------------------------------
-    def validate(self, observation: Mapping[str, Any]) -> int:
-        """Checks the observation against this embodiment and returns its batch size."""
+    def _validate(self, observation: Mapping[str, Any]) -> tuple[int, list[str]]:
+        """Checks the observation against this embodiment: (its batch size, its instructions as the prompt takes
+        them)."""
         if not isinstance(observation, Mapping):
             raise ValueError(
-                f"observation must be a dict with keys {list(MODALITIES)}, got {type(observation).__name__}"
+                f"observation must be a dict with keys {list(OBSERVATION_MODALITIES)}, got {type(observation).__name__}"
             )
-        for modality in MODALITIES:
+        for modality in OBSERVATION_MODALITIES:
             if not isinstance(observation.get(modality), Mapping):
                 kind = type(observation.get(modality)).__name__
                 raise ValueError(f"observation[{modality!r}] must be a dict; got {kind}")
-        batch = self._validate_videos(observation["video"])
-        self._validate_states(observation["state"], batch)
-        self._validate_language(observation["language"], batch)
-        return batch
+        batch = self._validate_videos(observation[VIDEO])
+        self._validate_states(observation[STATE], batch)
+        return batch, self._instructions(observation[LANGUAGE], batch)
 
     def _check_keys(self, given: Mapping[str, Any], expected: tuple[str, ...], what: str) -> None:
         missing = [k for k in expected if k not in given]
@@ -254,12 +252,12 @@ class Gr00tProcessor:
             )
 
     def _validate_videos(self, videos: Mapping[str, Any]) -> int:
-        self._check_keys(videos, self._video.modality_keys, "video")
+        self._check_keys(videos, self._video.modality_keys, VIDEO)
         horizon = len(self._video.delta_indices)
         batch = None
         for key in self._video.modality_keys:
             video = videos[key]
-            name = f"observation['video'][{key!r}]"
+            name = f"observation[{VIDEO!r}][{key!r}]"
             if not isinstance(video, np.ndarray):
                 raise ValueError(f"{name} must be a numpy array uint8 [B, T, H, W, 3]; got {type(video).__name__}")
             if video.dtype != np.uint8:
@@ -282,11 +280,11 @@ class Gr00tProcessor:
         return batch
 
     def _validate_states(self, states: Mapping[str, Any], batch: int | None) -> int:
-        self._check_keys(states, self._state.modality_keys, "state")
+        self._check_keys(states, self._state.modality_keys, STATE)
         horizon = len(self._state.delta_indices)
         for group, width in self.state_encoder.dims.items():
             state = states[group]
-            name = f"observation['state'][{group!r}]"
+            name = f"observation[{STATE!r}][{group!r}]"
             if not isinstance(state, np.ndarray) or state.dtype != np.float32:
                 kind = state.dtype if isinstance(state, np.ndarray) else type(state).__name__
                 raise ValueError(f"{name} must be a float32 numpy array [B, T, {width}]; got {kind}")
@@ -298,33 +296,36 @@ class Gr00tProcessor:
             if not np.isfinite(state).all():
                 raise ValueError(f"{name} contains NaN or inf; send finite joint positions")
         if batch is None or batch < 1:
-            raise ValueError("observation['state'] has an empty batch")
+            raise ValueError(f"observation[{STATE!r}] has an empty batch")
         return batch
 
-    def _validate_language(self, language: Mapping[str, Any], batch: int) -> None:
-        self._check_keys(language, (self.language_key,), "language")
+    def _instructions(self, language: Mapping[str, Any], batch: int) -> list[str]:
+        """The batch's instructions, checked and normalized as the checkpoint asks."""
+        self._check_keys(language, (self.language_key,), LANGUAGE)
         texts = language[self.language_key]
-        name = f"observation['language'][{self.language_key!r}]"
+        name = f"observation[{LANGUAGE!r}][{self.language_key!r}]"
         if not isinstance(texts, list) or not all(isinstance(item, list) for item in texts):
             raise ValueError(f"{name} must be a list (batch) of lists (one instruction each): [['pick the pear']]")
         if len(texts) != batch:
             raise ValueError(f"{name} has {len(texts)} entries but the batch is {batch}")
+        instructions = []
         for index, item in enumerate(texts):
             if len(item) != 1 or not isinstance(item[0], str):
                 raise ValueError(f"{name}[{index}] must hold exactly one instruction string; got {item!r}")
-            text = formalize_language(item[0]) if self.formalize_language else item[0]
+            text = self._normalized(item[0])
             if not text.strip():
                 raise ValueError(
                     f"{name}[{index}] is {item[0]!r}, which is empty once cleaned (lower case, punctuation removed); "
                     "send a task instruction in words"
                 )
+            instructions.append(text)
+        return instructions
 
     def instruction_token_count(self, text: str) -> int:
         """Tokens the instruction takes in the prompt, after the checkpoint's text normalization."""
-        return len(self.tokenizer.encode(formalize_language(text) if self.formalize_language else text))
+        return len(self.tokenizer.encode(self._normalized(text)))
 
-    def _language(self, observation: Mapping[str, Any], sample: int) -> str:
-        text = observation["language"][self.language_key][sample][0]
+    def _normalized(self, text: str) -> str:
         return formalize_language(text) if self.formalize_language else text
 
 

@@ -13,6 +13,8 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from gr00t_npu_node.keys import ACTION, RELATIVE_ACTION, STATE
+
 RELATIVE = "RELATIVE"
 ABSOLUTE = "ABSOLUTE"
 NON_EEF = "NON_EEF"
@@ -158,11 +160,11 @@ class StateEncoder:
         statistics: Mapping[str, Any],
         settings: NormalizationSettings,
         max_state_dim: int,
-        where: str = "state",
+        where: str = STATE,
     ):
         groups = []
         for name in config.modality_keys:
-            stats = _group_stats(statistics, "state", name, where)
+            stats = _group_stats(statistics, STATE, name, where)
             low, high = _min_max(stats, settings.use_percentiles, f"{where}.{name}")
             width = int(low.shape[0])
             if settings.apply_sincos_state_encoding and name in config.sin_cos_embedding_keys:
@@ -219,13 +221,13 @@ class ActionDecoder:
         statistics: Mapping[str, Any],
         settings: NormalizationSettings,
         state_dims: Mapping[str, int],
-        where: str = "action",
+        where: str = ACTION,
     ):
         self.horizon = len(config.delta_indices)
         representations = config.action_configs or (None,) * len(config.modality_keys)
         groups = []
         for name, representation in zip(config.modality_keys, representations):
-            absolute = _group_stats(statistics, "action", name, where)
+            absolute = _group_stats(statistics, ACTION, name, where)
             width = int(_min_max(absolute, settings.use_percentiles, f"{where}.{name}")[0].shape[0])
             relative = representation is not None and representation.rep == RELATIVE and settings.use_relative_action
             relative_to = None
@@ -238,7 +240,7 @@ class ActionDecoder:
                         f"it must be a state group of width {width}"
                     )
                 # Upstream always takes "min"/"max" of the per-step relative statistics, whatever use_percentiles says.
-                stats = _group_stats(statistics, "relative_action", name, where)
+                stats = _group_stats(statistics, RELATIVE_ACTION, name, where)
                 shape = (self.horizon, width)
             else:
                 stats = absolute

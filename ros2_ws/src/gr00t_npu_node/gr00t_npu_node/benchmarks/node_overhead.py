@@ -1,6 +1,6 @@
 """The node's own overhead: message in -> trajectories out, minus model time.
 
-    python -m gr00t_npu_node.ros.overhead_bench --cycles 1000 [--json]
+    python -m gr00t_npu_node.benchmarks.node_overhead --cycles 1000 [--json]
 
 gr00t_node runs as its own process (through the launch runner, embedded tiny model, private ROS domain). Each
 cycle publishes a joint state and a 256x256 rgb8 image with one stamp, then waits until all five controllers
@@ -197,7 +197,7 @@ def run(cycles: int) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m gr00t_npu_node.ros.overhead_bench", description=__doc__.split("\n")[0]
+        prog="python -m gr00t_npu_node.benchmarks.node_overhead", description=__doc__.split("\n")[0]
     )
     parser.add_argument("--cycles", type=int, default=1000)
     parser.add_argument("--json", action="store_true", help="also print the result as one JSON line")
