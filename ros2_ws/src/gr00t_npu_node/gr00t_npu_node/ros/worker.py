@@ -277,11 +277,9 @@ class InferenceWorker:
                 f"{len(stale)} joint(s) not updated within max_observation_age ({p.max_observation_age} s) of the "
                 f"image: {', '.join(stale[:8])}{' ...' if len(stale) > 8 else ''} (has their publisher stopped?)",
             )
-        policy_input = {
-            "video": {self._video_key: rgb[None, None]},
-            "state": {g: measured[g].astype(np.float32)[None, None] for g in self._policy.state_dims},
-            "language": {"task": [[instruction]]},
-        }
+        policy_input = self._policy.observation(
+            {self._video_key: rgb}, {g: measured[g] for g in self._policy.state_dims}, instruction
+        )
         return Observation(policy_input, image.stamp_ns, measured)
 
     def _checked_instruction(self, snapshot: Snapshot) -> str:

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from gr00t_npu_node.bag.dataset.layout import JointLayout
+from gr00t_npu_node.keys import ACTION, STATE, VIDEO
 
 # The column whose index into meta/tasks.jsonl is the language instruction (GR00T's `task` input); `task_index`
 # is the fallback for data sets without the annotation.
@@ -129,7 +130,7 @@ class LeRobotDataset:
             raise DatasetError(f"data set directory {root} does not exist")
         info = _read_json(root / "meta" / "info.json")
         modality = _read_json(root / "meta" / "modality.json")
-        for key in ("state", "action", "video"):
+        for key in (STATE, ACTION, VIDEO):
             if key not in modality:
                 raise DatasetError(f"{root / 'meta' / 'modality.json'} has no {key!r} section")
         for key in ("data_path", "video_path"):
@@ -141,10 +142,10 @@ class LeRobotDataset:
         except (KeyError, TypeError) as err:
             raise DatasetError(f"{root / 'meta'}: tasks.jsonl rows need task_index and task, episodes.jsonl rows "
                                f"need episode_index ({err!r} is missing)") from None
-        video_specs = list(modality["video"].values())
+        video_specs = list(modality[VIDEO].values())
         if len(video_specs) != 1:
             raise DatasetError(f"{root}: expected one camera in meta/modality.json, found {len(video_specs)}")
-        video_key = video_specs[0].get("original_key") or next(iter(modality["video"]))
+        video_key = video_specs[0].get("original_key") or next(iter(modality[VIDEO]))
         return cls(root, info, modality, tasks, episodes, video_key)
 
     def slices(self, section: str) -> dict[str, tuple[int, int]]:
@@ -176,8 +177,8 @@ class LeRobotDataset:
                                f"{len(timestamps)} timestamps do not line up")
         if np.any(np.diff(timestamps) <= 0):
             raise DatasetError(f"{data_path}: timestamps are not strictly increasing")
-        state_names = layout.names_for_vector(self.slices("state"), states.shape[1])
-        if layout.names_for_vector(self.slices("action"), actions.shape[1]) != state_names:
+        state_names = layout.names_for_vector(self.slices(STATE), states.shape[1])
+        if layout.names_for_vector(self.slices(ACTION), actions.shape[1]) != state_names:
             raise DatasetError(f"{self.root}: meta/modality.json lays out state and action differently; "
                                "this tool publishes both with one joint order")
         instructions = self._instructions(table, data_path)

@@ -53,11 +53,10 @@ def evaluate_offline(policy, episode: Episode, layout: JointLayout, *, execute_s
     for frame, rgb in enumerate(frames):
         if frame % execute_steps:
             continue
-        observation = {
-            "video": {video_key: rgb[None, None]},
-            "state": {g: episode.states[frame, c].astype(np.float32)[None, None] for g, c in state_columns.items()},
-            "language": {"task": [[_instruction_at(episode, frame)]]},
-        }
+        observation = policy.observation(
+            {video_key: rgb}, {g: episode.states[frame, c] for g, c in state_columns.items()},
+            _instruction_at(episode, frame),
+        )
         guidance = _guidance(chunks[-1], frame, horizon, delay_steps, rtc_mode) if rtc_mode and chunks else None
         call = time.perf_counter()
         actions = policy.get_action(observation, guidance=guidance) if guidance else policy.get_action(observation)
