@@ -106,14 +106,6 @@ class Gr00tPolicy:
             model.optimize()
         return cls(model, processor, path.name, seed)
 
-    @staticmethod
-    def create_tiny(path: str | Path, seed: int = 0) -> Path:
-        """Writes the embedded tiny checkpoint (`tiny.write_tiny_checkpoint`). Kept for ros/policy_loader.py, the
-        node's default model, until it calls `tiny.write_tiny_checkpoint` itself."""
-        from gr00t_npu_node.tiny import write_tiny_checkpoint
-
-        return write_tiny_checkpoint(Path(path), seed=seed)
-
     # ---- contract used by the ROS layer ------------------------------------------------------------------
     @property
     def video_keys(self) -> list[str]:
