@@ -133,6 +133,7 @@ def test_switch_measures_on_known_plans():
     ended = Plan(times[:3], running.positions[:3])
     np.testing.assert_allclose(ended.at(1.0), running.positions[2])
     assert switch(ended, new, step).jump == pytest.approx(0.2)  # joint 0: 0.3 against the 0.1 it rests at
+    assert switch(ended, new, step).gap and not measured.gap, "ended at 0.1 s, the next began at 0.2 s"
     # A new plan that starts with the running plan's own points (real-time chunking's frozen steps) takes over
     # where it departs from them: two points later here, where it is 0.1 rad off.
     continuing = Plan(times[2:14], np.concatenate([running.positions[2:4], new.positions[:10]]))

@@ -35,6 +35,7 @@ class Switch:
     jump: float
     velocity_step: float
     acceleration: float
+    gap: bool  # the running plan ended more than a step before the new one began: the robot stopped between them
 
 
 TAKEOVER_TOLERANCE = 1e-9  # rad: a point this close to the running plan is that plan's own point
@@ -59,6 +60,7 @@ def switch(running: Plan, new: Plan, step: float) -> Switch:
         jump=float(np.max(np.abs(q0 - r0))),
         velocity_step=float(np.max(np.abs((q1 - q0) - (r0 - r_before))) / step),
         acceleration=float(np.max(np.abs(q1 - 2 * q0 + r_before)) / step**2),
+        gap=bool(new.times[0] > running.times[-1] + step * (1 + 1e-6)),
     )
 
 
