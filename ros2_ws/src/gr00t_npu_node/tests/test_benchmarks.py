@@ -1,11 +1,13 @@
-"""The inference benchmark on the tiny preset: its CLI and JSON, and its FLOP count (FlopCounterMode, with the
-CPU kernels it lacks formulas for) against the layer calls the model really makes."""
+"""The inference benchmark on the tiny preset: its CLI and JSON (real-time chunking's modes included), and its FLOP
+count (FlopCounterMode, with the CPU kernels it lacks formulas for) against the layer calls the model really makes."""
 import json
+import statistics
 
 import pytest
 import torch
 
 from gr00t_npu_node.benchmarks import inference, probes
+from gr00t_npu_node.guidance import RTC_MODES
 from gr00t_npu_node.tiny import random_policy
 
 
@@ -28,13 +30,24 @@ def test_cli_times_both_paths_stage_by_stage_and_writes_json(tmp_path, capsys):
     assert set(report["matrix_gflops"]) == set(report["kernel_seconds"]) == set(probes.STAGE_MODULES)
     assert all(len(rates) == 3 for rates in report["matrix_gflops_per_round"].values())
     assert report["max_action_deviation"] <= 1e-4
+    rtc = report["rtc"]
+    assert rtc["path"] == "optimized" and list(rtc["modes"]) == list(RTC_MODES)
+    for mode in rtc["modes"].values():
+        assert len(mode["seconds"]) == len(mode["added_seconds"]) == 3 and mode["first_call_seconds"] > 0
+        assert mode["added_median"] == pytest.approx(statistics.median(mode["added_seconds"]))
+    # The paper's guidance brings the overlap toward the running chunk's plan; prefix replacement only freezes.
+    assert rtc["modes"]["guided"]["overlap_rms"] < rtc["unguided_overlap_rms"]
     printed = capsys.readouterr().out
     assert "speedup" in printed and "action_head" in printed and "where the time goes" in printed
+    assert "real-time chunking on the optimized path" in printed and "added ms" in printed
 
 
 def test_cli_refuses_unknown_paths_and_unavailable_devices(capsys):
     with pytest.raises(SystemExit):
         inference.main(["--paths", "fast"])
+    with pytest.raises(SystemExit):
+        inference.main(["--rtc-modes", "guided,soft"])
+    assert "--rtc-modes 'guided,soft': give a subset of guided,identity,prefix" in capsys.readouterr().err
     assert inference.main(["--device", "npu"]) == 2
     assert "device=npu needs the Ascend CANN runtime" in capsys.readouterr().err
 

@@ -16,6 +16,13 @@ each optimized stage: its linear layers replayed alone, the same calls as they r
 plus its attention calls replayed alone ("kernels"), and what remains (norms, residual adds, copies, Python). Peak
 memory: the device allocator's peak on cuda/npu, on CPU the process's peak resident memory; each path's peak counts
 its own build, warm-up and inference only.
+
+Real-time chunking (`--rtc-modes`, all by default): on the last path, every round also times one `get_action` per
+mode, continuing a running chunk planned RTC_EXECUTE_STEPS steps earlier from the same images with other noise, which
+the robot has followed since (RTC_DELAY_STEPS of its remaining steps frozen). Reported per mode: its total, the latency it adds (median over the rounds of its
+total less the unguided total of the same round), its first call (the guided loop's compilation, where the backend
+compiles), and how far the chunk's guided overlap after the frozen steps lies from the running chunk's plan (RMS,
+robot units), next to the unguided chunk's distance.
 """
 from __future__ import annotations
 
@@ -26,7 +33,7 @@ import platform
 import statistics
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Optional
 
@@ -43,6 +50,8 @@ from gr00t_npu_node.benchmarks.probes import (
     stage_work,
     status_bytes,
 )
+from gr00t_npu_node.guidance import RTC_MODES, ChunkGuidance
+from gr00t_npu_node.keys import STATE
 from gr00t_npu_node.model.config import PRESETS, Gr00tConfig
 from gr00t_npu_node.model.gr00t import Gr00tN1d6
 from gr00t_npu_node.policy import Gr00tPolicy
@@ -50,6 +59,10 @@ from gr00t_npu_node.tiny import random_policy
 
 PATHS = ("plain", "optimized")
 INSTRUCTION = "pick the pear from the counter and place it in the plate"
+# The node's default cadence: a chunk hands over to the next after 8 of its 16 steps, so the running chunk still
+# plans the new chunk's first 8; 3 of those run before the new chunk can take over (an inference of ~0.15 s at 20 Hz).
+RTC_EXECUTE_STEPS = 8
+RTC_DELAY_STEPS = 3
 
 
 # ---- the run ----------------------------------------------------------------------------------------------
@@ -72,6 +85,37 @@ class PathResult:
 
     def best(self, stage: str) -> float:
         return min(self.seconds[stage])
+
+
+@dataclass
+class RtcResult:
+    mode: str
+    seconds: list[float] = field(default_factory=list)  # one total per round
+    added_seconds: list[float] = field(default_factory=list)  # that total less the same round's unguided total
+    first_call_seconds: float = 0.0
+    overlap_rms: float = 0.0  # guided overlap after the frozen steps vs the running chunk's plan
+
+
+def continued_chunk(policy: Gr00tPolicy, observation: dict, noise: torch.Tensor) -> tuple[dict, ChunkGuidance]:
+    """A running chunk planned from `observation` with `noise`, and what it asks of the next chunk once the robot has
+    followed it for RTC_EXECUTE_STEPS steps: the next observation (the same images, the state where the chunk put the
+    joints) and the chunk's remaining steps as the target (held at its last point past its end)."""
+    planned = policy.get_action(observation, noise=noise)
+    reached = {group: planned[group][:, RTC_EXECUTE_STEPS - 1 : RTC_EXECUTE_STEPS] for group in policy.state_dims}
+    following = {**observation, STATE: {g: reached.get(g, s) for g, s in observation[STATE].items()}}
+    target = {
+        group: np.concatenate([chunk[0, RTC_EXECUTE_STEPS:], np.repeat(chunk[0, -1:], RTC_EXECUTE_STEPS, axis=0)])
+        for group, chunk in planned.items()
+    }
+    guidance = ChunkGuidance(target, frozen_steps=RTC_DELAY_STEPS, overlap_steps=policy.action_horizon - RTC_EXECUTE_STEPS)
+    return following, guidance
+
+
+def overlap_rms(actions: dict[str, np.ndarray], guidance: ChunkGuidance) -> float:
+    """RMS distance of the chunk's steps after the frozen ones, within the overlap, from the guidance's target."""
+    steps = slice(guidance.frozen_steps, guidance.overlap_steps)
+    errors = np.concatenate([(actions[g][0, steps] - t[steps]).ravel() for g, t in guidance.target.items()])
+    return float(np.sqrt(np.mean(errors**2)))
 
 
 def observation_for(policy: Gr00tPolicy, seed: int) -> dict:
@@ -117,6 +161,18 @@ def run(args: argparse.Namespace, paths: list[str], backend: Backend, dtype: tor
         result.llm_tokens, result.gflop = work.llm_tokens, work.gflop
         result.seconds = {stage: [] for stage in STAGES}
 
+    rtc_policy = policies[paths[-1]]
+    running_noise = torch.randn(noise.shape, generator=torch.Generator().manual_seed(args.seed + 1))
+    rtc_observation, continued = continued_chunk(rtc_policy, observation, running_noise)
+    guidance = {mode: replace(continued, mode=mode) for mode in args.rtc_modes}
+    unguided_rms = overlap_rms(rtc_policy.get_action(rtc_observation, noise=noise), continued)
+    rtc = {mode: RtcResult(mode) for mode in args.rtc_modes}
+    for mode, result in rtc.items():
+        start = time.perf_counter()
+        actions = rtc_policy.get_action(rtc_observation, noise=noise, guidance=guidance[mode])
+        result.first_call_seconds = time.perf_counter() - start
+        result.overlap_rms = overlap_rms(actions, guidance[mode])
+
     calls = record_calls(policies[paths[-1]], observation, noise)
     matrix: dict[str, list[float]] = {stage: [] for stage in calls}
     kernels: dict[str, list[float]] = {stage: [] for stage in calls}
@@ -130,6 +186,11 @@ def run(args: argparse.Namespace, paths: list[str], backend: Backend, dtype: tor
             start = time.perf_counter()
             policy.get_action(observation, noise=noise)
             seconds["total"].append(time.perf_counter() - start)
+        for mode, result in rtc.items():
+            start = time.perf_counter()
+            rtc_policy.get_action(rtc_observation, noise=noise, guidance=guidance[mode])
+            result.seconds.append(time.perf_counter() - start)
+            result.added_seconds.append(result.seconds[-1] - results[paths[-1]].seconds["total"][-1])
         for stage, stage_calls in calls.items():
             matrix[stage].append(linear_flops[stage] / replay_seconds(backend, linear_runs[stage]) / 1e9)
             kernels[stage].append(replay_seconds(backend, stage_calls.kernels))
@@ -148,6 +209,14 @@ def run(args: argparse.Namespace, paths: list[str], backend: Backend, dtype: tor
         "matrix_seconds": {stage: linear_flops[stage] / 1e9 / statistics.median(v) for stage, v in matrix.items()},
         "kernel_seconds": {stage: statistics.median(v) for stage, v in kernels.items()},
         "kernels_path": paths[-1],
+        "rtc": {
+            "path": paths[-1], "execute_steps": RTC_EXECUTE_STEPS, "delay_steps": RTC_DELAY_STEPS,
+            "unguided_overlap_rms": unguided_rms,
+            "modes": {
+                mode: asdict(r) | {"median": statistics.median(r.seconds), "added_median": statistics.median(r.added_seconds)}
+                for mode, r in rtc.items()
+            },
+        },
         "paths": {
             path: asdict(r) | {key: {s: getattr(r, key)(s) for s in STAGES} for key in ("median", "p90", "best")}
             for path, r in results.items()
@@ -198,6 +267,7 @@ def table(report: dict) -> str:
             f"{path}: {memory}, LLM tokens {r['llm_tokens']}, build {r['build_seconds']:.1f} s, "
             f"first call {r['first_call_seconds']:.1f} s (compilation and kernel set-up included)"
         )
+    lines += rtc_table(report["rtc"])
     lines.append(f"weights {report['weights_gb']:.2f} GB")
     if report["max_action_deviation"] is not None:
         lines.append(f"max |optimized - plain| over the decoded actions (same noise): {report['max_action_deviation']:.3g}")
@@ -229,6 +299,27 @@ def kernel_table(report: dict) -> list[str]:
     return lines
 
 
+def rtc_table(rtc: dict) -> list[str]:
+    if not rtc["modes"]:
+        return []
+    lines = [
+        f"real-time chunking on the {rtc['path']} path ({rtc['execute_steps']} steps executed per chunk, "
+        f"{rtc['delay_steps']} frozen):",
+        f"{'mode':<10} {'total ms':>9} {'added ms':>9} {'first call s':>13} {'overlap rms':>12}",
+        f"{'none':<10} {'':>9} {'':>9} {'':>13} {rtc['unguided_overlap_rms']:>12.4f}",
+    ]
+    for mode, r in rtc["modes"].items():
+        lines.append(
+            f"{mode:<10} {r['median'] * 1e3:>9.1f} {r['added_median'] * 1e3:>9.1f} {r['first_call_seconds']:>13.1f} "
+            f"{r['overlap_rms']:>12.4f}"
+        )
+    lines.append(
+        "added ms: median over the rounds of the mode's total less the unguided total of the same round; overlap rms:\n"
+        "distance of the steps after the frozen ones, within the overlap, from the running chunk's plan (robot units)"
+    )
+    return lines + [""]
+
+
 def main(argv: Optional[list[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="gr00t-npu-bench", description=__doc__.split("\n\n")[0])
     parser.add_argument("--preset", choices=sorted(PRESETS), default="tiny")
@@ -238,12 +329,18 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--runs", type=int, default=5, help="timed rounds, each timing every path (default 5)")
     parser.add_argument("--warmup", type=int, default=2, help="untimed calls per path first (default 2)")
     parser.add_argument("--paths", default="plain,optimized", help="comma-separated subset of plain,optimized")
+    parser.add_argument("--rtc-modes", default=",".join(RTC_MODES),
+                        help=f"real-time chunking modes to time, comma-separated subset of {','.join(RTC_MODES)} "
+                             "(default: all; empty: none)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", type=Path, default=None, help="also write the results to this file")
     args = parser.parse_args(argv)
     paths = [p for p in PATHS if p in args.paths.split(",")]
     if not paths or set(args.paths.split(",")) - set(PATHS):
         parser.error(f"--paths {args.paths!r}: give plain, optimized or both")
+    args.rtc_modes = [mode for mode in args.rtc_modes.split(",") if mode]
+    if set(args.rtc_modes) - set(RTC_MODES):
+        parser.error(f"--rtc-modes {','.join(args.rtc_modes)!r}: give a subset of {','.join(RTC_MODES)}")
     if args.runs < 1 or args.warmup < 1:
         parser.error("--runs and --warmup must be at least 1 (the first call of the optimized path compiles)")
     try:

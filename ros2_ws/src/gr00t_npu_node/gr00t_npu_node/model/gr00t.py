@@ -24,6 +24,7 @@ from gr00t_npu_node.model.action_head import Gr00tActionHead
 from gr00t_npu_node.model.config import BackboneConfig, Gr00tConfig
 from gr00t_npu_node.model.eagle import EagleBackbone
 from gr00t_npu_node.model.qwen3 import RMSNorm
+from gr00t_npu_node.model.rtc import ActionGuidance
 from gr00t_npu_node.model.weights import load_weights
 
 # Text tokens (everything but image tokens) are right-padded to one of these lengths on the optimized path, so
@@ -53,6 +54,7 @@ class Gr00tN1d6(nn.Module):
         self.action_head = Gr00tActionHead(config, backend)
         self.optimized = False
         self._denoise = self.action_head.denoise
+        self._denoise_guided = self.action_head.denoise_guided
         self._step_modulations: Optional[list[list[torch.Tensor]]] = None
         self._static_noise: Optional[torch.Tensor] = None
 
@@ -80,22 +82,36 @@ class Gr00tN1d6(nn.Module):
         self.backend.prepare(self)
         self._step_modulations = self.action_head.step_modulations(self.backend.device())
         self._denoise = self.backend.compile(self.action_head.denoise, name="denoise")
+        self._denoise_guided = self.backend.compile(self.action_head.denoise_guided, name="denoise_guided")
         self.optimized = True
 
     def noise_shape(self, batch: int) -> tuple[int, int, int]:
         return batch, self.config.action_horizon, self.config.max_action_dim
 
     @torch.inference_mode()
-    def forward(self, inputs: ModelInputs, noise: torch.Tensor, text_bucket: Optional[int] = None) -> torch.Tensor:
+    def forward(
+        self,
+        inputs: ModelInputs,
+        noise: torch.Tensor,
+        text_bucket: Optional[int] = None,
+        guidance: Optional[ActionGuidance] = None,
+    ) -> torch.Tensor:
         """The normalized action chunk [B, action_horizon, max_action_dim], float32 on the host, for the processor's
         `inputs` and the flow's starting `noise` [B, action_horizon, max_action_dim] (host tensors).
 
         `text_bucket` fixes the padded text length of the optimized path (warmup compiles each bucket); by default it
-        is the smallest bucket that holds the text."""
+        is the smallest bucket that holds the text. `guidance` (host tensors shaped like the noise) continues the
+        running chunk (real-time chunking, model/rtc.py); without it the numbers are upstream's. The guided mode
+        differentiates through the DiT with torch.func.vjp, which works inside this inference mode (the weights
+        never require grad)."""
         expected = self.noise_shape(inputs.input_ids.shape[0])
         if tuple(noise.shape) != expected:
             raise ValueError(
                 f"noise has shape {list(noise.shape)}; expected {list(expected)} (batch, action_horizon, max_action_dim)"
+            )
+        if guidance is not None and tuple(guidance.target.shape) != expected:
+            raise ValueError(
+                f"guidance target has shape {list(guidance.target.shape)}; expected {list(expected)} like the noise"
             )
         device, dtype = self.backend.device(), self.dtype
         input_ids, attention_mask, image_mask = (
@@ -108,17 +124,24 @@ class Gr00tN1d6(nn.Module):
             features, attention_mask, image_mask, inputs.state.to(device, dtype),
             embodiment_ids(inputs.embodiment_id, device), cache_cross_kv=self.optimized,
         )
-        action_pred = self._denoise(self._noise_on_device(noise, dtype), context, self._step_modulations)
+        noise = self._noise_on_device(noise, dtype)
+        if guidance is None:
+            action_pred = self._denoise(noise, context, self._step_modulations)
+        else:
+            action_pred = self._denoise_guided(noise, context, self._step_modulations, guidance.to(device, dtype))
         # The copy to the host is also what takes the chunk out of a replayed graph's output buffer before the next
         # replay overwrites it, so no device-side clone is needed (on the CPU, a 25 kB copy).
         return action_pred.to("cpu", torch.float32, copy=True)
 
-    def warmup(self, inputs: ModelInputs) -> None:
+    def warmup(self, inputs: ModelInputs, rtc_mode: Optional[str] = None) -> None:
         """Runs every shape the compiled loop can meet for inputs of this image size (one per text bucket), so that
-        no later call of that size compiles."""
+        no later call of that size compiles; with `rtc_mode`, the guided loop of that real-time chunking mode too."""
         noise = torch.zeros(self.noise_shape(inputs.input_ids.shape[0]))
+        guidance = None if rtc_mode is None else ActionGuidance.inert(rtc_mode, noise.shape)
         for bucket in TEXT_BUCKETS if self.optimized else (None,):
             self(inputs, noise, text_bucket=bucket)
+            if guidance is not None:
+                self(inputs, noise, text_bucket=bucket, guidance=guidance)
 
     def _noise_on_device(self, noise: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
         """On the optimized path the noise (the only input of the compiled loop that comes from the host) is refilled
