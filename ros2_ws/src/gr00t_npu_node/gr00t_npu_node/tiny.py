@@ -1,3 +1,5 @@
+# Copyright 2026 The gr00t_npu_node Authors
+# SPDX-License-Identifier: Apache-2.0
 """Random-weight models the project makes itself (no download, no shared data): the embedded default model, a
 tiny GR00T N1.6 checkpoint in the released layout with its own backbone folder and tokenizer (used by the node
 without `model_path`, the demo and tests), and in-memory policies of any preset's size (benchmarks).

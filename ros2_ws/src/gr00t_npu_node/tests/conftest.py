@@ -1,3 +1,5 @@
+# Copyright 2026 The gr00t_npu_node Authors
+# SPDX-License-Identifier: Apache-2.0
 """Shared fixtures.
 
 * `tiny_checkpoint` (session): a tiny random-weight checkpoint folder made by `tiny.write_tiny_checkpoint`.

@@ -1,3 +1,5 @@
+# Copyright 2026 The gr00t_npu_node Authors
+# SPDX-License-Identifier: Apache-2.0
 """The emulated torch_npu operators against their documented contracts: values against plain formulas, layouts,
 sparse modes, sequence lengths, and the inputs the real kernels reject."""
 import math

@@ -1,3 +1,5 @@
+# Copyright 2026 The gr00t_npu_node Authors
+# SPDX-License-Identifier: Apache-2.0
 """Real-time chunking in the running node: a converted GR1 episode's camera and instruction replayed on sim time
 into two nodes that differ only in `real_time_chunking`, each commanding a simulated robot that executes its
 trajectories and reports its joint states (the loop closed, as on the robot: the recorded states would ignore
@@ -12,6 +14,7 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
+import yaml
 
 from gr00t_npu_node.bag.dataset.convert import convert_dataset
 from gr00t_npu_node.bag.dataset.episode import LeRobotDataset
@@ -19,6 +22,7 @@ from gr00t_npu_node.bag.dataset.layout import load_joint_layout, resolve_topic
 from gr00t_npu_node.bag.evaluation.check import check_replay
 from gr00t_npu_node.bag.evaluation.live import clock_slack_ns, replay_into_node
 from gr00t_npu_node.bag.evaluation.trajectories import read_command_log, read_latencies
+from conftest import PACKAGE_ROOT
 from sim_robot import SimulatedRobot
 
 SECONDS = 4.0
@@ -35,9 +39,15 @@ def episode_bag(shared_data, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def first_state(shared_data) -> dict[str, float]:
+def robot_spec(shared_data) -> dict[str, dict[str, float]]:
+    """The simulated robot's start (the episode's first state) and its joints' velocity limits (the config's)."""
     episode = LeRobotDataset.open(shared_data / "gr1.PickNPlace").episode(0, load_joint_layout())
-    return dict(zip(episode.joint_names, episode.states[0]))
+    config = yaml.safe_load((PACKAGE_ROOT / "config" / "gr1.yaml").read_text())
+    groups = config["/**"]["ros__parameters"]["joint_groups"]
+    velocity_max = {
+        joint: limit for g in groups.values() if "velocity_max" in g for joint, limit in zip(g["joints"], g["velocity_max"])
+    }
+    return {"initial": dict(zip(episode.joint_names, episode.states[0])), "velocity_max": velocity_max}
 
 
 @pytest.fixture(scope="module")
@@ -52,12 +62,12 @@ def nodes(shared_data, launch_gr00t_node, tiny_checkpoint):
         process.stop()
 
 
-def replay(nodes, rtc: bool, bag, out, rate: float, first_state: dict[str, float]):
+def replay(nodes, rtc: bool, bag, out, rate: float, robot_spec: dict):
     """The replay's check, after the node's commands passed every check of check_replay."""
     layout = replace(load_joint_layout(), real_time_chunking=rtc)
     namespace = NAMESPACES[rtc]
     topics = {g: resolve_topic(t, namespace) for g, t in layout.command_topics.items()}
-    robot = SimulatedRobot(f"/{namespace}", {g: layout.groups[g] for g in topics}, topics, first_state)
+    robot = SimulatedRobot(f"/{namespace}", {g: layout.groups[g] for g in topics}, topics, **robot_spec)
     try:  # on the replayed clock: both nodes (/clock is global), the recorder and the robot
         robot.wait_connected(timeout_s=30.0)
         run = replay_into_node(bag, out, layout, namespace=namespace, rate=rate, start_timeout=150.0,
@@ -74,18 +84,18 @@ def replay(nodes, rtc: bool, bag, out, rate: float, first_state: dict[str, float
 
 
 @pytest.fixture(scope="module")
-def replays(nodes, episode_bag, first_state, tmp_path_factory):
+def replays(nodes, episode_bag, robot_spec, tmp_path_factory):
     """Each replay's checks by (latency label, real_time_chunking): first at half speed, then as many times faster
     as makes the real-time-chunking node's median latency there about SLOW_LATENCY_S of the replayed clock."""
     out = tmp_path_factory.mktemp("rtc_replays")
     results, rates = {}, {"tens of ms": 0.5}
     for rtc in NAMESPACES:
-        results["tens of ms", rtc], latencies = replay(nodes, rtc, episode_bag, out / f"fast_{rtc}", 0.5, first_state)
+        results["tens of ms", rtc], latencies = replay(nodes, rtc, episode_bag, out / f"fast_{rtc}", 0.5, robot_spec)
         if rtc:
             rates["about 300 ms"] = float(np.clip(SLOW_LATENCY_S / np.median(latencies), 1.0, 8.0))
     for rtc in NAMESPACES:
         rate = rates["about 300 ms"]
-        results["about 300 ms", rtc], _ = replay(nodes, rtc, episode_bag, out / f"slow_{rtc}", rate, first_state)
+        results["about 300 ms", rtc], _ = replay(nodes, rtc, episode_bag, out / f"slow_{rtc}", rate, robot_spec)
     return results, rates
 
 

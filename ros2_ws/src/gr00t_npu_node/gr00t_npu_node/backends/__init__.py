@@ -1,3 +1,5 @@
+# Copyright 2026 The gr00t_npu_node Authors
+# SPDX-License-Identifier: Apache-2.0
 """Device backends, selected by name: the only place that knows about cpu, cuda and npu.
 
     get_backend("cpu" | "cuda" | "cuda:1" | "npu" | "npu:0" | "npu-emulated")

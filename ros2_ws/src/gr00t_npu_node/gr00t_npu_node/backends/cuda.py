@@ -1,3 +1,5 @@
+# Copyright 2026 The gr00t_npu_node Authors
+# SPDX-License-Identifier: Apache-2.0
 """CUDA backend: SDPA (flash / memory-efficient kernels) for attention, and the denoising loop captured once as a
 CUDA graph by torch.compile, which removes the per-kernel launch cost that dominates the eager action head."""
 from __future__ import annotations

@@ -1,3 +1,5 @@
+# Copyright 2026 The gr00t_npu_node Authors
+# SPDX-License-Identifier: Apache-2.0
 """Ascend NPU backend: the model's attention, RoPE and RMSNorm on `torch_npu`'s fused operators, and the denoising
 loop (the guided one of real-time chunking too, with its backward pass) compiled into one graph by torchair.
 

@@ -1,3 +1,5 @@
+# Copyright 2026 The gr00t_npu_node Authors
+# SPDX-License-Identifier: Apache-2.0
 """CPU implementations of the five `torch_npu` fused operators the NPU backend calls, written from their documented
 contracts (Ascend op-plugin API reference), so that the NPU code path runs and is checked where no NPU exists.
 

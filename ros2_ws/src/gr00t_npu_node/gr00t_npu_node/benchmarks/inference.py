@@ -1,3 +1,5 @@
+# Copyright 2026 The gr00t_npu_node Authors
+# SPDX-License-Identifier: Apache-2.0
 """Benchmark of one `get_action`: the plain eager path against the optimized path, stage by stage, in one run.
 
     gr00t-npu-bench --preset gr00t-n1.6-3b --device cpu --dtype bfloat16 --runs 10 --json bench.json

@@ -1,3 +1,5 @@
+# Copyright 2026 The gr00t_npu_node Authors
+# SPDX-License-Identifier: Apache-2.0
 """What `inference` measures about one `Gr00tPolicy.get_action`, from outside the policy: stage times (forward hooks
 at the stage boundaries), FLOPs per stage (torch's FlopCounterMode), the linear-layer and attention calls of each
 stage (for replaying them alone), and peak memory."""

@@ -1,3 +1,5 @@
+# Copyright 2026 The gr00t_npu_node Authors
+# SPDX-License-Identifier: Apache-2.0
 """The GR00T N1.6 model: Eagle backbone + action head, with the released checkpoint's parameter names, and its
 inference entry point `forward(inputs, noise) -> action_pred`.
 

@@ -1,3 +1,5 @@
+# Copyright 2026 The gr00t_npu_node Authors
+# SPDX-License-Identifier: Apache-2.0
 """SigLIP2 vision encoder as used by Eagle-Block2A-2B-v2: 14x14 patches, a learned 16x16 position grid resized
 to the image, pre-LN encoder layers with per-image full attention, final LayerNorm."""
 from __future__ import annotations
