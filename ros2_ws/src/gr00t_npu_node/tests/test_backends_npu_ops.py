@@ -1,5 +1,6 @@
 """The emulated torch_npu operators against their documented contracts: values against plain formulas, layouts,
-sparse modes, sequence lengths, and the inputs the real kernels reject."""
+sparse modes, sequence lengths, the W8A16 product's quantization modes (per tensor, channel, group) and dtype rules,
+and the inputs the real kernels reject."""
 import math
 
 import pytest
@@ -224,3 +225,81 @@ def test_reference_helper_matches_torch_sdpa():
     q, k, v = bf16(1, 4, 5, 16, seed=1), bf16(1, 2, 7, 16, seed=2), bf16(1, 2, 7, 16, seed=3)
     sdpa = F.scaled_dot_product_attention(q.float(), k.float(), v.float(), enable_gqa=True, scale=1 / math.sqrt(16))
     torch.testing.assert_close(reference_attention(q, k, v), sdpa)
+
+
+# ---- npu_weight_quant_batchmatmul (W8A16) ---------------------------------------------------------------------
+def int8(*shape, seed=0):
+    return torch.randint(-127, 128, shape, generator=torch.Generator().manual_seed(seed), dtype=torch.int8)
+
+
+def w8a16_reference(x, weight_kn, scale, offset=None, bias=None, group=0):
+    """x @ ((weight + offset) * scale) + bias in float64, the scale and offset expanded over k by group."""
+    k, n = weight_kn.shape
+    scale = scale.double().reshape(-1, n if scale.numel() > 1 else 1)
+    offset = torch.zeros_like(scale) if offset is None else offset.double().reshape(scale.shape)
+    if group:
+        scale, offset = (t.repeat_interleave(group, 0)[:k] for t in (scale, offset))
+    y = x.double() @ ((weight_kn.double() + offset) * scale)
+    return y if bias is None else y + bias.double().reshape(n)
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+@pytest.mark.parametrize(
+    "mode, scale_shape, group",
+    [("tensor", (1,), 0), ("tensor", (1, 1), 0), ("channel", (48,), 0), ("channel", (1, 48), 0), ("group", (3, 48), 32),
+     ("group", (2, 48), 64)],
+)
+def test_w8a16_computes_the_dequantized_product_in_every_quantization_mode(dtype, mode, scale_shape, group):
+    x = bf16(5, 96, seed=1).to(dtype)
+    weight_nk = int8(48, 96, seed=2)
+    scale = (torch.rand(scale_shape, generator=torch.Generator().manual_seed(3)) * 0.02 + 0.001).to(dtype)
+    offset = torch.randint(-4, 5, scale_shape, generator=torch.Generator().manual_seed(4)).to(dtype)
+    bias = torch.randn(48).to(npu.W8A16_BIAS_DTYPE[dtype])
+    # The (k, n) weight as the transpose of the [n, k] layout (the recommended per-channel form), and contiguous.
+    for weight in (weight_nk.t(), weight_nk.t().contiguous()):
+        out = npu.npu_weight_quant_batchmatmul(x, weight, scale, antiquant_offset=offset, bias=bias, antiquant_group_size=group)
+        assert out.dtype == dtype and out.shape == (5, 48)
+        expected = w8a16_reference(x, weight, scale, offset, bias, group)
+        # One rounding to the activations' dtype (8 significant bits for bfloat16).
+        torch.testing.assert_close(out.double(), expected, rtol=2**-8, atol=1e-3)
+
+
+def test_w8a16_without_offset_or_bias_is_the_scaled_integer_product():
+    x, weight = bf16(3, 64, seed=1), int8(64, 16, seed=2)
+    scale = torch.full((16,), 0.5, dtype=torch.bfloat16)
+    out = npu.npu_weight_quant_batchmatmul(x, weight, scale)
+    torch.testing.assert_close(out.double(), (x.double() @ weight.double()) * 0.5, rtol=2**-8, atol=1e-3)
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (lambda a: {**a, "x": a["x"].float()}, "x dtype torch.float32 is not supported"),
+        (lambda a: {**a, "weight": a["weight"].to(torch.int32)}, "weight dtype torch.int32 is not emulated"),
+        (lambda a: {**a, "x": a["x"][None]}, "must be 2-D"),
+        (lambda a: {**a, "x": a["x"][:, :64].contiguous()}, "differ in k"),
+        (lambda a: {**a, "x": a["x"][:0]}, "empty tensors are not supported"),
+        (lambda a: {**a, "weight": a["weight"][:, ::2]}, "weight is neither contiguous nor the transpose"),
+        (lambda a: {**a, "antiquant_scale": a["antiquant_scale"].float()}, "must equal x's torch.bfloat16"),
+        (lambda a: {**a, "antiquant_scale": a["antiquant_scale"][:40]}, r"\(1,\) or \(1, 1\) per tensor"),
+        (lambda a: {**a, "antiquant_group_size": 48}, "must be a multiple of 32"),
+        (lambda a: {**a, "antiquant_group_size": 96}, r"in \[32, k - 1 = 95\]"),
+        (lambda a: {**a, "antiquant_group_size": 32}, r"per-group antiquant_scale must be \(ceil\(k / group\) = 3, n = 48\)"),
+        (lambda a: {**a, "antiquant_offset": a["antiquant_scale"][None]}, "antiquant_offset .* must match"),
+        (lambda a: {**a, "bias": torch.zeros(48, dtype=torch.bfloat16)}, "for torch.bfloat16 x the bias must be torch.float32"),
+        (lambda a: {**a, "bias": torch.zeros(47)}, r"bias must be a contiguous \(n,\) or \(1, n\)"),
+        (lambda a: {**a, "quant_scale": torch.ones(48)}, "output quantization .* is not emulated"),
+        (lambda a: {**a, "inner_precise": 2}, "inner_precise 2"),
+    ],
+)
+def test_w8a16_rejects_what_the_kernel_rejects(change, message):
+    arguments = {"x": bf16(4, 96, seed=1), "weight": int8(48, 96, seed=2).t(),
+                 "antiquant_scale": torch.full((48,), 0.01, dtype=torch.bfloat16)}
+    with pytest.raises(NpuOpContractError, match=message):
+        npu.npu_weight_quant_batchmatmul(**change(arguments))
+
+
+def test_w8a16_rejects_k_or_n_beyond_the_kernels_range():
+    x = torch.zeros(1, 65536, dtype=torch.bfloat16)
+    with pytest.raises(NpuOpContractError, match=r"k, n must lie in \[1, 65535\]"):
+        npu.npu_weight_quant_batchmatmul(x, torch.zeros(65536, 1, dtype=torch.int8), torch.ones(1, dtype=torch.bfloat16))

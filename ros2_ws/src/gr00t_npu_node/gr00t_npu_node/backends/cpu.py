@@ -14,7 +14,7 @@ from typing import Callable
 import torch
 import torch.nn as nn
 
-from gr00t_npu_node.backends.base import Backend, fused_rms_norm
+from gr00t_npu_node.backends.base import Backend, fused_rms_norm, weight_int8pack_linear
 from gr00t_npu_node.backends.compiled import compile_inductor
 
 PACKED_DTYPES = (torch.bfloat16, torch.float32)
@@ -79,6 +79,11 @@ class CpuBackend(Backend):
         if isinstance(linear, PackedLinear):
             return torch.ops.mkldnn._linear_pointwise(x, linear.weight, linear.bias, "gelu", [], "tanh")
         return super().linear_gelu(linear, x)
+
+    def int8_linear(self, layer: nn.Module, x: torch.Tensor) -> torch.Tensor:
+        if layer.group_size is None:
+            return weight_int8pack_linear(layer, x)
+        return super().int8_linear(layer, x)
 
     def rms_norm(self, x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
         return fused_rms_norm(x, weight, eps)

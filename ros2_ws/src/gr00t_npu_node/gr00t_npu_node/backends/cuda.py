@@ -35,3 +35,9 @@ class CudaBackend(Backend):
     def compile(self, fn: Callable, *, name: str) -> Callable:
         """Inductor kernels replayed from a CUDA graph ("reduce-overhead")."""
         return torch.compile(fn, mode="reduce-overhead", fullgraph=True, dynamic=False)
+
+    def begin_inference(self) -> None:
+        """The captured functions of one inference are replayed from CUDA graphs of one pool (graph trees), each
+        reading the previous one's outputs in place; a new round may overwrite the last round's outputs, whose
+        chunk has been copied out by then."""
+        torch.compiler.cudagraph_mark_step_begin()

@@ -1,5 +1,6 @@
-"""Ascend NPU backend: the model's attention, RoPE and RMSNorm on `torch_npu`'s fused operators, and the denoising
-loop compiled into one graph by torchair.
+"""Ascend NPU backend: the model's attention, RoPE, RMSNorm and int8-weight matrix products on `torch_npu`'s fused
+operators, and each captured part of the model (vision, LLM, denoising context, denoising loop) compiled into one
+graph by torchair.
 
 The operators come from an `ops` provider with `torch_npu`'s function names: the real `torch_npu` module on an NPU,
 or `npu_emulation` (the same contracts on CPU) for `npu-emulated`. Everything here (layout, head_dim padding,
@@ -13,6 +14,7 @@ from types import ModuleType
 from typing import Callable, Optional
 
 import torch
+import torch.nn as nn
 import torch.nn.functional as F
 
 from gr00t_npu_node.backends import npu_emulation
@@ -134,6 +136,24 @@ class NpuBackend(Backend):
         if device not in self._causal_masks:
             self._causal_masks[device] = npu_emulation.compressed_causal_mask(device)
         return self._causal_masks[device]
+
+    def int8_linear(self, layer: nn.Module, x: torch.Tensor) -> torch.Tensor:
+        """One npu_weight_quant_batchmatmul (the fused W8A16 product: int8 weights dequantized inside the matrix
+        kernel). The layer's [out, in] weight and [out, groups] scale go in as transposed views, the (k, n) and
+        (groups, n) forms the kernel takes (for one scale per channel, the layout its documentation recommends);
+        the bias of bfloat16 activations goes in as float32, as the kernel requires."""
+        if x.dtype not in npu_emulation.W8A16_DTYPES:
+            return super().int8_linear(layer, x)
+        bias = None if layer.bias is None else layer.bias.to(npu_emulation.W8A16_BIAS_DTYPE[x.dtype])
+        scale = layer.scale if layer.group_size is None else layer.scale.t()
+        out = self.ops.npu_weight_quant_batchmatmul(
+            x.reshape(-1, layer.in_features).contiguous(),
+            layer.weight.t(),
+            scale,
+            bias=bias,
+            antiquant_group_size=layer.group_size or 0,
+        )
+        return out.view(*x.shape[:-1], layer.out_features)
 
     def rotary(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
         return self.ops.npu_rotary_mul(x, cos, sin)

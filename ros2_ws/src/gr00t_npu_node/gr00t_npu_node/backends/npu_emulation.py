@@ -1,9 +1,11 @@
-"""CPU implementations of the four `torch_npu` fused operators the NPU backend calls, written from their documented
-contracts (Ascend op-plugin API reference), so that the NPU code path runs and is checked where no NPU exists.
+"""CPU implementations of the five `torch_npu` fused operators the NPU backend calls, written from their documented
+contracts (Ascend op-plugin API reference; for the W8A16 matrix product, aclnnWeightQuantBatchMatmulV2 on Atlas
+A2/A3), so that the NPU code path runs and is checked where no NPU exists.
 
 The functions have the real operators' names and keyword arguments, and raise `NpuOpContractError` for the inputs the
 documentation rules out (non-contiguous attention inputs, float32 attention, head_dim not a multiple of 16, a
-`sparse_mode` 2/3 mask other than the compressed 2048x2048 one, ...), so a call the NPU would reject fails here too.
+`sparse_mode` 2/3 mask other than the compressed 2048x2048 one, a bfloat16 product with a bfloat16 bias, a group
+size that is not a multiple of 32, ...), so a call the NPU would reject fails here too.
 They compute in float32 and round once to the input dtype. Checks that depend on tensor values (not shapes) are
 skipped while tracing, so the emulated ops compile into one graph like the real ones.
 """
@@ -19,6 +21,11 @@ ATTENTION_DTYPES = (torch.float16, torch.bfloat16)
 NORM_DTYPES = (torch.float16, torch.bfloat16, torch.float32)
 MASK_DTYPES = (torch.bool, torch.int8, torch.uint8)
 LAYOUTS = ("BSH", "BSND", "BNSD")
+# npu_weight_quant_batchmatmul: activations, and the bias dtype each activation dtype takes (Atlas A2/A3).
+W8A16_DTYPES = (torch.float16, torch.bfloat16)
+W8A16_BIAS_DTYPE = {torch.float16: torch.float16, torch.bfloat16: torch.float32}
+W8A16_MAX_KN = 65535
+W8A16_GROUP_MULTIPLE = 32
 
 
 class NpuOpContractError(RuntimeError):
@@ -242,3 +249,75 @@ def npu_add_rms_norm(
     total = (x1.float() + x2.float()).to(x1.dtype)
     y, rstd = _rms_norm(total, gamma, epsilon, op)
     return y, rstd, total
+
+
+def _plain_or_transposed(t: torch.Tensor) -> bool:
+    """Contiguous, or the transpose of a contiguous 2-D tensor: the only non-contiguous inputs the W8A16 kernel takes."""
+    return t.is_contiguous() or (t.dim() == 2 and t.t().is_contiguous())
+
+
+def npu_weight_quant_batchmatmul(
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    antiquant_scale: torch.Tensor,
+    antiquant_offset: Optional[torch.Tensor] = None,
+    quant_scale: Optional[torch.Tensor] = None,
+    quant_offset: Optional[torch.Tensor] = None,
+    bias: Optional[torch.Tensor] = None,
+    antiquant_group_size: int = 0,
+    inner_precise: int = 0,
+) -> torch.Tensor:
+    """y = x @ ((weight + antiquant_offset) * antiquant_scale) + bias: x float16/bfloat16 (m, k), weight int8 (k, n)
+    (either may be the transpose of a contiguous tensor), antiquant_scale/offset in x's dtype, shaped (1,) or (1, 1)
+    per tensor, (n,) or (1, n) per channel, (ceil(k / antiquant_group_size), n) per group (group size a multiple of
+    32 in [32, k - 1]); bias (n,) or (1, n), float16 for float16 x and float32 for bfloat16 x. The weight is
+    dequantized in float32, the product accumulated in float32 and rounded once to x's dtype. Output quantization
+    (quant_scale, an int8 result) is not emulated."""
+    op = "npu_weight_quant_batchmatmul"
+    _require(quant_scale is None and quant_offset is None, op,
+             "output quantization (quant_scale/quant_offset, an int8 result) is not emulated")
+    _require(x.dtype in W8A16_DTYPES, op, f"x dtype {x.dtype} is not supported (float16 or bfloat16)")
+    _require(weight.dtype == torch.int8, op, f"weight dtype {weight.dtype} is not emulated (int8; int4 packs are not)")
+    _require(x.dim() == 2 and weight.dim() == 2, op,
+             f"x {tuple(x.shape)} and weight {tuple(weight.shape)} must be 2-D: (m, k) and (k, n)")
+    (m, k), (k_weight, n) = x.shape, weight.shape
+    _require(k == k_weight, op, f"x {tuple(x.shape)} and weight {tuple(weight.shape)} differ in k")
+    _require(m >= 1 and 1 <= k <= W8A16_MAX_KN and 1 <= n <= W8A16_MAX_KN, op,
+             f"m={m}, k={k}, n={n}: empty tensors are not supported and k, n must lie in [1, {W8A16_MAX_KN}]")
+    for name, t in (("x", x), ("weight", weight), ("antiquant_scale", antiquant_scale)):
+        _require(_plain_or_transposed(t), op, f"{name} is neither contiguous nor the transpose of a contiguous tensor")
+    _require(antiquant_scale.dtype == x.dtype, op,
+             f"antiquant_scale dtype {antiquant_scale.dtype} must equal x's {x.dtype} (the int64 form is not emulated)")
+    if antiquant_group_size:
+        _require(antiquant_group_size % W8A16_GROUP_MULTIPLE == 0 and W8A16_GROUP_MULTIPLE <= antiquant_group_size < k,
+                 op, f"antiquant_group_size {antiquant_group_size} must be a multiple of 32 in [32, k - 1 = {k - 1}]")
+        groups = -(-k // antiquant_group_size)
+        _require(tuple(antiquant_scale.shape) == (groups, n), op,
+                 f"per-group antiquant_scale must be (ceil(k / group) = {groups}, n = {n}), got {tuple(antiquant_scale.shape)}")
+    else:
+        _require(tuple(antiquant_scale.shape) in {(1,), (1, 1), (n,), (1, n)}, op,
+                 f"antiquant_scale must be (1,) or (1, 1) per tensor, ({n},) or (1, {n}) per channel, "
+                 f"got {tuple(antiquant_scale.shape)} (per group needs antiquant_group_size)")
+    if antiquant_offset is not None:
+        _require(antiquant_offset.dtype == antiquant_scale.dtype and antiquant_offset.shape == antiquant_scale.shape,
+                 op, f"antiquant_offset {tuple(antiquant_offset.shape)} {antiquant_offset.dtype} must match "
+                 f"antiquant_scale {tuple(antiquant_scale.shape)} {antiquant_scale.dtype}")
+    if bias is not None:
+        _require(tuple(bias.shape) in {(n,), (1, n)} and bias.is_contiguous(), op,
+                 f"bias must be a contiguous (n,) or (1, n) with n = {n}, got {tuple(bias.shape)}")
+        _require(bias.dtype == W8A16_BIAS_DTYPE[x.dtype], op,
+                 f"bias dtype {bias.dtype}: for {x.dtype} x the bias must be {W8A16_BIAS_DTYPE[x.dtype]}")
+    _require(inner_precise in (0, 1), op, f"inner_precise {inner_precise} must be 0 (high precision) or 1 (high performance)")
+
+    scale = antiquant_scale.float().reshape(-1, n if antiquant_scale.numel() > 1 else 1)
+    offset = torch.zeros_like(scale) if antiquant_offset is None else antiquant_offset.float().reshape(scale.shape)
+    if antiquant_group_size:
+        # Row i of the weight takes group i // group_size (indexing: inductor miscompiles the broadcast-reshape-slice
+        # form of this expansion against a transposed int8 weight, torch 2.13).
+        group = torch.arange(k, device=scale.device) // antiquant_group_size
+        scale, offset = scale[group], offset[group]
+    dequantized = (weight.float() + offset) * scale
+    y = x.float() @ dequantized
+    if bias is not None:
+        y = y + bias.float().reshape(n)
+    return y.to(x.dtype)
