@@ -3,6 +3,7 @@
     policy = Gr00tPolicy.from_pretrained(path, embodiment="gr1", device="cpu", dtype="float32")
     observation = policy.observation({camera: rgb}, {group: joint positions}, "pick the pear")
     actions = policy.get_action(observation)        # {group: float32 [B, 16, D]}
+    actions = policy.get_action(observation, guidance=ChunkGuidance(...))   # continuing the running chunk
 
 The observation has upstream's format (`keys`):
     {"video": {key: uint8 [B, T, H, W, 3]}, "state": {group: float32 [B, T, D]}, "language": {language_key: [[str]]}}
@@ -16,10 +17,12 @@ import numpy as np
 import torch
 
 from gr00t_npu_node.backends import Backend, get_backend
+from gr00t_npu_node.guidance import ChunkGuidance
 from gr00t_npu_node.keys import LANGUAGE, STATE, VIDEO
 from gr00t_npu_node.model.config import BackboneConfig
 from gr00t_npu_node.model.gr00t import Gr00tN1d6
 from gr00t_npu_node.model.quantization import INT8, Int8Weights
+from gr00t_npu_node.model.rtc import ActionGuidance
 from gr00t_npu_node.processing.processor import Gr00tProcessor
 
 # Where the backbone folder (tokenizer + backbone config.json) is looked for when not given.
@@ -133,14 +136,6 @@ class Gr00tPolicy:
             model.optimize()
         return cls(model, processor, path.name, seed)
 
-    @staticmethod
-    def create_tiny(path: str | Path, seed: int = 0) -> Path:
-        """Writes the embedded tiny checkpoint (`tiny.write_tiny_checkpoint`). Kept for ros/policy_loader.py, the
-        node's default model, until it calls `tiny.write_tiny_checkpoint` itself."""
-        from gr00t_npu_node.tiny import write_tiny_checkpoint
-
-        return write_tiny_checkpoint(Path(path), seed=seed)
-
     # ---- contract used by the ROS layer ------------------------------------------------------------------
     @property
     def video_keys(self) -> list[str]:
@@ -185,22 +180,39 @@ class Gr00tPolicy:
             LANGUAGE: {self.language_key: [[EXAMPLE_INSTRUCTION]] * batch},
         }
 
-    def warmup(self, height: int = 256, width: int = 256) -> None:
+    def warmup(self, height: int = 256, width: int = 256, rtc_mode: Optional[str] = None) -> None:
         """Runs the model once per shape its compiled loop can meet with camera frames of `height` x `width`, so that
-        graph compilation for that camera happens before traffic."""
-        self.model.warmup(self.processor(self.example_observation(height=height, width=width)))
+        graph compilation for that camera happens before traffic; with `rtc_mode` (real-time chunking), its guided
+        loop as well."""
+        self.model.warmup(self.processor(self.example_observation(height=height, width=width)), rtc_mode)
+
+    @property
+    def default_rtc_mode(self) -> str:
+        """The real-time chunking mode this policy's device runs best (see its backend's `default_rtc_mode`)."""
+        return self.model.backend.default_rtc_mode
 
     # ---- inference ----------------------------------------------------------------------------------------
-    def get_action(self, observation: dict, noise: Optional[torch.Tensor] = None) -> dict[str, np.ndarray]:
+    def get_action(
+        self, observation: dict, noise: Optional[torch.Tensor] = None, guidance: Optional[ChunkGuidance] = None
+    ) -> dict[str, np.ndarray]:
         """observation -> {group: float32 [B, action_horizon, D]} in the embodiment's units (radians for GR1).
 
-        `noise` [B, model action_horizon, max_action_dim] float32 replaces the seeded Gaussian draw. Raises
-        ValueError naming the problem for a malformed observation and NonFiniteActionError instead of ever
-        returning NaN or inf."""
+        `noise` [B, model action_horizon, max_action_dim] float32 replaces the seeded Gaussian draw. `guidance`
+        (real-time chunking) continues the chunk the robot is executing: the returned chunk's first
+        `guidance.frozen_steps` steps of every group in its target are the target's (as float32), and the rest of
+        the overlap is generated toward it in `guidance.mode`. Raises ValueError naming the problem for a malformed
+        observation or guidance and NonFiniteActionError instead of ever returning NaN or inf."""
         inputs = self.processor(observation)
+        batch = inputs.input_ids.shape[0]
         if noise is None:
-            noise = torch.randn(self.model.noise_shape(inputs.input_ids.shape[0]), generator=self._noise)
-        actions = self.processor.decode(self.model(inputs, noise), observation)
+            noise = torch.randn(self.model.noise_shape(batch), generator=self._noise)
+        model_guidance = None if guidance is None else self._model_guidance(guidance, observation, batch)
+        actions = self.processor.decode(self.model(inputs, noise, guidance=model_guidance), observation)
+        if guidance is not None:
+            # Set in robot units, so that the steps executed before this chunk takes over are exactly the running
+            # chunk's, with no round trip through the normalization.
+            for group, target in guidance.target.items():
+                actions[group][:, : guidance.frozen_steps] = target[: guidance.frozen_steps]
         bad = [g for g, a in actions.items() if not np.isfinite(a).all()]
         if bad:
             raise NonFiniteActionError(
@@ -208,3 +220,32 @@ class Gr00tPolicy:
                 "dropped"
             )
         return actions
+
+    def _model_guidance(self, guidance: ChunkGuidance, observation: dict, batch: int) -> ActionGuidance:
+        """`guidance` in the model's normalized action space, shaped like its noise: the target re-encoded against
+        this observation's state (relative groups) with the statistics of the new chunk's steps, the soft mask over
+        the steps broadcast to the target's groups, zero elsewhere (other groups, padding dims, steps past the
+        embodiment's horizon)."""
+        horizon = self.action_horizon
+        for group, target in guidance.target.items():
+            if group not in self.action_dims:
+                raise ValueError(
+                    f"guidance target has group {group!r}, which is not an action group of this policy "
+                    f"({', '.join(self.action_dims)})"
+                )
+            expected = (horizon, self.action_dims[group])
+            if np.shape(target) != expected:
+                raise ValueError(
+                    f"guidance target of {group!r} has shape {list(np.shape(target))}; expected {list(expected)} "
+                    "(action_horizon, the group's width)"
+                )
+        targets = {g: np.broadcast_to(t, (batch, *np.shape(t))) for g, t in guidance.target.items()}
+        model_guidance = ActionGuidance.inert(guidance.mode, self.model.noise_shape(batch))
+        encoded = self.processor.encode(targets, observation)
+        model_guidance.target[:, :horizon, : encoded.shape[-1]] = torch.from_numpy(encoded)
+        steps = torch.from_numpy(guidance.weights(horizon)).float()
+        for group in guidance.target:
+            columns = self.processor.action_columns[group]
+            model_guidance.weights[0, :horizon, columns] = steps[:, None]
+            model_guidance.frozen[0, : min(guidance.frozen_steps, horizon), columns] = True
+        return model_guidance

@@ -5,10 +5,11 @@ Per message: finite positions and velocities; exactly the group's joints; strict
 `time_from_start`; within the position limits (a joint measured outside them: no further out than measured);
 within the velocity limits, point to point and from the measured position to the first point (the time a
 stamped trajectory leaves for that is counted from its arrival at this process's middleware, less
-`delivery_slack_s`: the node cannot know the delivery delay). Per state: only holds at the measured position from the first hold after an
-e-stop until ~/resume; no policy trajectory (stamped, more than one point) in teleop or hold mode from the first
-hold after the switch. A measured position is any the robot reported within `measured_window_s` before the
-message: the node commands from its newest joint state, which lags the test's by up to a cycle.
+`delivery_slack_s`: the node cannot know the delivery delay). Per state: only holds at the measured position
+from the first hold after an e-stop until ~/resume; no policy trajectory (stamped, more than one point) in
+teleop or hold mode from the first hold after the switch. A measured position is any the robot reported within
+`measured_window_s` before the message: the node commands from its newest joint state, which lags the test's by
+up to a cycle.
 """
 from __future__ import annotations
 
@@ -163,7 +164,9 @@ class InvariantChecker:
         outside = [
             k for k in range(len(spec.joints))
             if not np.all((q[:, k] >= lo[k] - EPS) & (q[:, k] <= hi[k] + EPS))
-            and not any(np.all((q[:, k] >= min(lo[k], m[k]) - EPS) & (q[:, k] <= max(hi[k], m[k]) + EPS)) for m in candidates)
+            and not any(
+                np.all((q[:, k] >= min(lo[k], m[k]) - EPS) & (q[:, k] <= max(hi[k], m[k]) + EPS)) for m in candidates
+            )
         ]
         if outside:
             k = outside[0]

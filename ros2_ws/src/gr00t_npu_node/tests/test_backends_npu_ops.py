@@ -144,6 +144,96 @@ def test_aligned_up_mask_shapes_are_accepted():
     close_bf16(out, reference_attention(q, k, v, ~masked[:6, :10][None, None], scale=0.25))
 
 
+def test_the_inference_attention_refuses_to_be_differentiated():
+    q = bf16(1, 2, 6, 16, seed=1)
+    with pytest.raises(NpuOpContractError, match="has no backward.*use npu_fusion_attention"):
+        torch.func.vjp(lambda x: npu.npu_fused_infer_attention_score(x, x, x, num_heads=2, input_layout="BNSD")[0], q)
+
+
+# ---- npu_fusion_attention ---------------------------------------------------------------------------------------
+def fusion_attention(q, k, v, layout, **kwargs):
+    """BNSD tensors through npu_fusion_attention in `layout`, the output back in BNSD."""
+    heads = q.shape[1]
+    to = {
+        "BNSD": lambda t: t,
+        "BSND": lambda t: t.transpose(1, 2).contiguous(),
+        "BSH": lambda t: t.transpose(1, 2).flatten(2).contiguous(),
+        "SBH": lambda t: t.permute(2, 0, 1, 3).flatten(2).contiguous(),
+    }[layout]
+    out = npu.npu_fusion_attention(to(q), to(k), to(v), heads, layout, **kwargs)
+    back = {
+        "BNSD": lambda t: t,
+        "BSND": lambda t: t.transpose(1, 2),
+        "BSH": lambda t: t.view(t.shape[0], t.shape[1], heads, -1).transpose(1, 2),
+        "SBH": lambda t: t.view(t.shape[0], t.shape[1], heads, -1).permute(1, 2, 0, 3),
+    }[layout]
+    return back(out[0]), out
+
+
+@pytest.mark.parametrize("layout", ["BNSD", "BSND", "BSH", "SBH"])
+def test_fusion_attention_layouts_match_softmax_attention_with_grouped_kv(layout):
+    q, k, v = bf16(2, 8, 12, 32, seed=1), bf16(2, 2, 10, 32, seed=2), bf16(2, 2, 10, 32, seed=3)
+    out, (_, softmax_max, softmax_sum, softmax_out, *ints) = fusion_attention(q, k, v, layout, scale=0.2)
+    close_bf16(out, reference_attention(q, k, v, scale=0.2))
+    scores = reference_attention_scores(q, k, 0.2)
+    assert softmax_max.shape == softmax_sum.shape == (2, 8, 12, 8) and softmax_max.dtype == torch.float32
+    torch.testing.assert_close(softmax_max[..., 0], scores.amax(-1))
+    torch.testing.assert_close(softmax_sum[..., 3], torch.exp(scores - scores.amax(-1, keepdim=True)).sum(-1))
+    assert softmax_out.numel() == 0 and ints == [0, 0, 0]
+
+
+def reference_attention_scores(q, k, scale):
+    group = q.shape[1] // k.shape[1]
+    return q.float() @ k.float().repeat_interleave(group, 1).transpose(-1, -2) * scale
+
+
+def test_fusion_attention_masks_and_float32_and_its_gradient_is_the_reference_attentions():
+    q, k, v = (torch.randn(2, 4, 6, 16, generator=torch.Generator().manual_seed(s)) for s in (1, 2, 3))
+    masked = torch.zeros(2, 1, 6, 9 - 3, dtype=torch.bool)
+    masked[1, ..., 4:] = True  # the second sample's last two keys are padding
+    for mask, allowed in ((masked, ~masked), (masked[0, 0], ~masked[0, 0][None, None])):
+        def ours(q, k, v):
+            return npu.npu_fusion_attention(q, k, v, 4, "BNSD", atten_mask=mask, scale=0.25)[0]
+
+        def theirs(q, k, v):
+            return reference_attention(q, k, v, allowed, scale=0.25)
+
+        out, pull_back = torch.func.vjp(ours, q, k, v)
+        expected, expected_pull_back = torch.func.vjp(theirs, q, k, v)
+        torch.testing.assert_close(out, expected)
+        cotangent = torch.randn(out.shape, generator=torch.Generator().manual_seed(4))
+        for grad, expected_grad in zip(pull_back(cotangent), expected_pull_back(cotangent)):
+            torch.testing.assert_close(grad, expected_grad)
+    causal = npu.npu_fusion_attention(q, k, v, 4, "BNSD", atten_mask=npu.compressed_causal_mask(), sparse_mode=2)[0]
+    rows, cols = torch.arange(6)[:, None], torch.arange(6)[None, :]
+    torch.testing.assert_close(causal, reference_attention(q, k, v, (cols <= rows)[None, None], scale=1.0))
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (lambda a: {**a, "input_layout": "TND"}, "input_layout 'TND' is not emulated"),
+        (lambda a: {**a, "padding_mask": torch.zeros(2, 6, dtype=torch.bool)}, "padding_mask is not supported"),
+        (lambda a: {**a, "pse": torch.zeros(2, 4, 6, 6)}, "pse, prefix and actual_seq_qlen/kvlen are not emulated"),
+        (lambda a: {**a, "keep_prob": 0.9}, "dropout is not emulated"),
+        (lambda a: {**a, **{n: a[n].double() for n in ("query", "key", "value")}}, "dtype torch.float64 is not supported"),
+        (lambda a: {**a, **{n: a[n][..., :24].contiguous() for n in ("query", "key", "value")}}, "head_dim 24 must be a multiple of 16"),
+        (lambda a: {**a, "head_num": 3}, "query has 4 heads in its N axis"),
+        (lambda a: {**a, "key": bf16(2, 3, 6, 32, seed=2), "value": bf16(2, 3, 6, 32, seed=3)}, "3 heads, which does not divide"),
+        (lambda a: {**a, "sparse_mode": 4}, "sparse_mode 4 is not emulated"),
+        (lambda a: {**a, "atten_mask": torch.zeros(2, 6, 6, dtype=torch.bool)}, "is not one of"),
+        (lambda a: {**a, "atten_mask": torch.zeros(6, 6)}, "atten_mask dtype torch.float32"),
+    ],
+)
+def test_fusion_attention_rejects_what_the_kernel_rejects(change, message):
+    arguments = {
+        "query": bf16(2, 4, 6, 32, seed=1), "key": bf16(2, 2, 6, 32, seed=2), "value": bf16(2, 2, 6, 32, seed=3),
+        "head_num": 4, "input_layout": "BNSD",
+    }
+    with pytest.raises(NpuOpContractError, match=message):
+        npu.npu_fusion_attention(**change(arguments))
+
+
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
 def test_rotary_half_mode_is_the_reference_rotary(dtype):
     x = torch.randn(2, 7, 3, 16).to(dtype)

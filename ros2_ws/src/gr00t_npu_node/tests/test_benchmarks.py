@@ -1,11 +1,13 @@
-"""The inference benchmark on the tiny preset: its CLI and JSON, and its FLOP count (FlopCounterMode, with the
-CPU kernels it lacks formulas for) against the layer calls the model really makes."""
+"""The inference benchmark on the tiny preset: its CLI and JSON (real-time chunking's modes included), and its FLOP
+count (FlopCounterMode, with the CPU kernels it lacks formulas for) against the layer calls the model really makes."""
 import json
+import statistics
 
 import pytest
 import torch
 
 from gr00t_npu_node.benchmarks import inference, probes
+from gr00t_npu_node.guidance import RTC_MODES
 from gr00t_npu_node.tiny import random_policy
 
 
@@ -43,6 +45,14 @@ def test_cli_times_every_path_against_the_roofline_and_writes_json(tmp_path, cap
     assert report["max_action_deviation"]["optimized"] <= 0.05 and report["max_action_deviation"]["int8"] <= 0.2
     printed = capsys.readouterr().out
     assert "byte floor" in printed and "x floor" in printed and "vs plain" in printed and "where the time goes" in printed
+    rtc = report["rtc"]
+    assert rtc["path"] == "int8" and list(rtc["modes"]) == list(RTC_MODES)
+    for mode in rtc["modes"].values():
+        assert len(mode["seconds"]) == len(mode["added_seconds"]) == 3 and mode["first_call_seconds"] > 0
+        assert mode["added_median"] == pytest.approx(statistics.median(mode["added_seconds"]))
+    # The paper's guidance brings the overlap toward the running chunk's plan; prefix replacement only freezes.
+    assert rtc["modes"]["guided"]["overlap_rms"] < rtc["unguided_overlap_rms"]
+    assert "real-time chunking on the int8 path" in printed and "added ms" in printed
 
 
 def test_cli_refuses_unknown_paths_int8_in_float32_and_unavailable_devices(capsys):
@@ -51,6 +61,9 @@ def test_cli_refuses_unknown_paths_int8_in_float32_and_unavailable_devices(capsy
     with pytest.raises(SystemExit):
         inference.main(["--paths", "optimized,int8", "--dtype", "float32"])
     assert "int8 path computes with bfloat16 or float16" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        inference.main(["--rtc-modes", "guided,soft"])
+    assert "--rtc-modes 'guided,soft': give a subset of guided,identity,prefix" in capsys.readouterr().err
     assert inference.main(["--device", "npu"]) == 2
     assert "device=npu needs the Ascend CANN runtime" in capsys.readouterr().err
 

@@ -1,12 +1,14 @@
 """The compiled denoising loop behind the model on the tiny checkpoint (npu-emulated: the NPU code path, inductor in
 place of torchair): it reads the noise anew at every call, after `warmup` no instruction of the warmed camera size
-compiles again, and a chunk outlives the graph's output buffer. (About 15 s per compile of the tiny loop on 2
-cores; warmup compiles one per text bucket.)"""
+compiles again, a chunk outlives the graph's output buffer, and the guided loop of real-time chunking (its backward
+pass through npu_fusion_attention included) compiles into one graph that no later frozen-step count recompiles.
+(About 15 s per compile of the tiny loop on 2 cores; warmup compiles one per text bucket.)"""
 import numpy as np
 import pytest
 import torch
 
 from gr00t_npu_node.backends import Backend
+from gr00t_npu_node.guidance import ChunkGuidance
 from gr00t_npu_node.model.config import BackboneConfig
 from gr00t_npu_node.model.gr00t import TEXT_BUCKETS, Gr00tN1d6
 from gr00t_npu_node.policy import Gr00tPolicy
@@ -67,10 +69,12 @@ def test_the_compiled_loop_reads_the_noise_anew_at_every_call(compiled, plain):
 
 
 class ReplayingBackend(Backend):
-    """The reference operators, with a `compile` whose loop returns its result in one buffer that every call
-    overwrites, as a replayed CUDA graph or aclgraph does."""
+    """The reference operators, with a `compile` whose denoising loop returns its result in one buffer that every
+    call overwrites, as a replayed CUDA graph or aclgraph does (the other captured parts run as they are)."""
 
     def compile(self, fn, *, name):
+        if name != "denoise":
+            return fn
         output = []
 
         def replay(*args):
@@ -92,3 +96,24 @@ def test_a_chunk_outlives_the_graphs_output_buffer_that_the_next_call_overwrites
     second = model(inputs, second_noise)
     torch.testing.assert_close(first, plain.model(inputs, first_noise), rtol=0, atol=1e-5)
     assert not torch.equal(first, second)
+
+
+def test_the_guided_loop_compiles_into_one_graph_that_later_frozen_steps_reuse_and_gives_the_eager_chunk(tiny_checkpoint):
+    policy = Gr00tPolicy.from_pretrained(tiny_checkpoint, device="npu-emulated")  # bfloat16: npu_fusion_attention
+    obs = observation(policy, INSTRUCTIONS[0])
+    noise, other = (torch.randn(policy.model.noise_shape(1), generator=torch.Generator().manual_seed(s)) for s in (1, 2))
+    with torch.compiler.set_stance("force_eager"):  # only the guided loop is compiled here
+        planned = policy.get_action(obs, noise=other)
+        unguided = policy.get_action(obs, noise=noise)
+    target = {g: np.concatenate([a[0, 8:], np.repeat(a[0, -1:], 8, axis=0)]) for g, a in planned.items()}
+    for frozen, stance in ((3, "default"), (5, "fail_on_recompile")):
+        guidance = ChunkGuidance(target, frozen_steps=frozen, overlap_steps=8, mode="guided")
+        with torch.compiler.set_stance(stance):
+            ours = policy.get_action(obs, noise=noise, guidance=guidance)
+        with torch.compiler.set_stance("force_eager"):
+            eager = policy.get_action(obs, noise=noise, guidance=guidance)
+        for group in ours:
+            # bfloat16: the compiled graph rounds where its fused kernels do.
+            np.testing.assert_allclose(ours[group], eager[group], rtol=0, atol=0.05, err_msg=group)
+            np.testing.assert_array_equal(ours[group][0, :frozen], target[group][:frozen].astype(np.float32))
+        assert any(not np.allclose(ours[g][0, frozen:8], unguided[g][0, frozen:8], atol=0.05) for g in ours)

@@ -241,6 +241,58 @@ def test_decode_relative_and_absolute_groups(bot):
         bot.decode(np.zeros((2, 6, 3), np.float32), observation)
 
 
+def test_encode_is_decodes_exact_inverse_for_relative_and_absolute_groups(bot):
+    observation = bot_observation(batch=2)
+    rng = np.random.default_rng(1)
+    last_arm = observation["state"]["arm"][:, -1].astype(np.float64)
+    actions = {
+        "arm": last_arm[:, None, :] + rng.uniform(-1, 1, (2, HORIZON, 3)) * RELATIVE_SPAN[None],
+        "gripper": rng.uniform(0.0, 0.08, (2, HORIZON, 1)),
+    }
+    encoded = bot.encode(actions, observation)
+    assert encoded.shape == (2, HORIZON, 4) and encoded.dtype == np.float32 and np.abs(encoded).max() <= 1
+    padded = np.zeros((2, 6, 8), np.float32)
+    padded[:, :HORIZON, :4] = encoded
+    decoded = bot.decode(padded, observation)
+    for group, values in actions.items():
+        np.testing.assert_allclose(decoded[group], values, rtol=0, atol=1e-6, err_msg=group)
+
+
+def test_encode_normalizes_each_step_with_its_own_statistics_and_clips_what_decoding_clips(bot):
+    observation = bot_observation()
+    last_arm = observation["state"]["arm"][:, -1].astype(np.float64)
+    offsets = np.full((1, HORIZON, 3), 0.1)  # the first step's range, a quarter of the last one's
+    encoded = bot.encode({"arm": last_arm[:, None] + offsets, "gripper": np.full((1, HORIZON, 1), 0.2)}, observation)
+    np.testing.assert_allclose(encoded[0, :, 0], [1.0, 1 / 2, 1 / 3, 1 / 4], atol=1e-6)  # 0.1 / span of the step
+    assert (encoded[0, :, 3] == 1.0).all()  # gripper beyond its max: decodes to the max
+    only_gripper = bot.encode({"gripper": np.full((1, HORIZON, 1), 0.04)}, observation)
+    assert not only_gripper[..., :3].any() and np.allclose(only_gripper[..., 3], 0.0)
+    assert bot.action_columns == {"arm": slice(0, 3), "gripper": slice(3, 4)}
+
+
+@pytest.mark.parametrize(
+    "actions, message",
+    [
+        ({"wheel": np.zeros((1, HORIZON, 2))}, r"unknown groups \['wheel'\]; the action groups are \['arm', 'gripper'\]"),
+        ({"gripper": np.zeros((1, HORIZON, 2))}, r"actions of 'gripper' has shape \[1, 4, 2\]; expected \[1, 4, 1\]"),
+        ({"gripper": np.zeros((2, HORIZON, 1))}, "the observation's batch is 1"),
+        ({"gripper": np.full((1, HORIZON, 1), np.nan)}, "'gripper' contain NaN"),
+    ],
+    ids=["unknown-group", "width", "batch", "nan"],
+)
+def test_encode_refuses_malformed_actions_naming_the_group(bot, actions, message):
+    with pytest.raises(ValueError, match=message):
+        bot.encode(actions, bot_observation())
+
+
+def test_encode_inverts_decode_on_upstreams_decoded_golden_actions(gr1, golden_observation, golden_dir):
+    reference = golden.reference(golden_dir, torch.float32)
+    actions = {group: reference[f"action.{group}"] for group in golden.GROUPS}
+    decoded = gr1.decode(np.pad(gr1.encode(actions, golden_observation), ((0, 0), (0, 34), (0, 99))), golden_observation)
+    for group in golden.GROUPS:
+        np.testing.assert_allclose(decoded[group], actions[group], rtol=0, atol=1e-6, err_msg=group)
+
+
 # ---- text and batching -------------------------------------------------------------------------------------------
 def test_batch_with_different_instruction_lengths_is_left_padded(bot):
     texts = ["Pick.", "Pick up the red cup from the table and put it in the basket, please!"]

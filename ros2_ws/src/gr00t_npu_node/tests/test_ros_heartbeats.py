@@ -79,7 +79,7 @@ def test_policy_enable_lapse_holds_until_enabled_again(rig):
     rig.enable.beating.clear()
     rig.holds(since)
     rig.diagnostic(lambda text: "policy_enable" in text and f"for {TIMEOUT_S} s" in text, since=diag_mark)
-    assert rig.mode_topic.messages[-1].data == "policy", "a lapsed deadman pauses the policy, it does not change the mode"
+    assert rig.mode_topic.messages[-1].data == "policy", "a lapsed deadman pauses the policy, the mode stays"
     rig.enable.beating.set()
     chunk = rig.policy_chunk(rig.marks())
     assert all(len(msg.points) == 16 for msg in chunk.values())

@@ -139,4 +139,3 @@ def test_subset_modules_exist_only_while_loading_and_never_shadow(monkeypatch):
 def test_runner_rejects_bad_arguments(capsys):
     assert runner.main(["gr00t_gr1.launch.py", "device"]) == 2
     assert "expected NAME:=VALUE" in capsys.readouterr().err
-

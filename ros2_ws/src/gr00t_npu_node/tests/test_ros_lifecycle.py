@@ -92,6 +92,7 @@ def test_misspelled_parameters_are_reported_with_the_closest_known_name(ros_prob
         node.destroy_node()
         ros_probe.node.destroy_subscription(diagnostics.subscription)
 
+
 class BlockingPolicy:
     """The real policy, whose second `get_action` waits until the test lets it finish: an inference in flight
     while the first chunk runs (so the gate is commanding, not holding)."""
@@ -121,7 +122,12 @@ def test_stopping_during_an_inference_holds_at_once_and_the_chunk_never_leaves(
 
     policies: list[BlockingPolicy] = []
     real_load = node_module.load_policy
-    monkeypatch.setattr(node_module, "load_policy", lambda p: policies.append(BlockingPolicy(real_load(p))) or policies[-1])
+
+    def load_blocking(params):
+        policies.append(BlockingPolicy(real_load(params)))
+        return policies[-1]
+
+    monkeypatch.setattr(node_module, "load_policy", load_blocking)
     namespace = f"/inflight_{stop_by}"
     config = write_config(tmp_path / "config.yaml", {"model_path": str(tiny_checkpoint)})
     node = Gr00tNode(context=ros_probe.context, cli_args=["--ros-args", "-r", f"__ns:={namespace}", "--params-file",
@@ -160,7 +166,8 @@ def test_stopping_during_an_inference_holds_at_once_and_the_chunk_never_leaves(
             reply = client.call_async(ChangeState.Request(transition=Transition(id=Transition.TRANSITION_DEACTIVATE)))
         else:
             stop_requested.set()
-        holds = {g: c.wait_for(lambda m: len(m.points) == 1, since=marks[g], timeout=5.0) for g, c in controllers.items()}
+        holds = {g: c.wait_for(lambda m: len(m.points) == 1, since=marks[g], timeout=5.0)
+                 for g, c in controllers.items()}
         assert not policy.release.is_set() and all(holds.values()), "the holds went out while inference ran"
         policy.release.set()
         if stop_by == "deactivate":

@@ -166,8 +166,8 @@ def split_by_driver(hands: bool = True):
     def split(msg):
         pairs = list(zip(msg.name, msg.position))
         parts = [[(n, q) for n, q in pairs if (n in HAND_JOINTS) == is_hand] for is_hand in (False, True)]
-        messages = [JointState(header=Header(stamp=msg.header.stamp), name=[n for n, _ in p], position=[q for _, q in p])
-                    for p in parts]
+        messages = [JointState(header=Header(stamp=msg.header.stamp), name=[n for n, _ in p],
+                               position=[q for _, q in p]) for p in parts]
         return messages if hands else messages[:1]
 
     return split

@@ -97,8 +97,8 @@ class GateRig:
         self.monitor = Monitor(get_logger("test_gate"))
         self.measured = MeasuredPositions({g: mid(grp) for g, grp in self.groups.items()}, probe.now_ns())
         self.gate = SafetyGate(
-            self.node, self.groups, timing=CommandTiming(STEP_S, 0.1, 0.5, 1000), dry_run=dry_run, measured=lambda: self.measured,
-            now_ns=probe.now_ns, monitor=self.monitor,
+            self.node, self.groups, timing=CommandTiming(STEP_S, 0.1, 0.5, 1000), dry_run=dry_run,
+            measured=lambda: self.measured, now_ns=probe.now_ns, monitor=self.monitor,
         )
         self.probe = probe
         self.received = {g: probe.collect(JointTrajectory, grp.topic, COMMAND_QOS) for g, grp in self.groups.items()}

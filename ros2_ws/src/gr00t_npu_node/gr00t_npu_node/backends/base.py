@@ -43,6 +43,9 @@ class Backend:
     device_type = "cpu"
     default_dtype = torch.float32
     index: Optional[int] = None
+    # The real-time chunking mode (gr00t_npu_node.guidance.RTC_MODES) a policy on this device uses by default: the
+    # paper's guidance, unless its backward pass costs this device more than it is worth (see the device's backend).
+    default_rtc_mode = "guided"
 
     def device(self) -> torch.device:
         return torch.device(self.device_type, self.index) if self.index is not None else torch.device(self.device_type)
@@ -52,7 +55,7 @@ class Backend:
         and benchmarked against."""
         plain = Backend()
         plain.name, plain.device_type, plain.default_dtype = f"{self.name}-plain", self.device_type, self.default_dtype
-        plain.index = self.index
+        plain.index, plain.default_rtc_mode = self.index, self.default_rtc_mode
         return plain
 
     def _accelerator(self) -> Optional[ModuleType]:

@@ -9,7 +9,7 @@ graph cannot take the packed (opaque) weights, so `prepare` packs and `compile` 
 """
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, Optional
 
 import torch
 import torch.nn as nn
@@ -18,6 +18,25 @@ from gr00t_npu_node.backends.base import Backend, fused_rms_norm, weight_int8pac
 from gr00t_npu_node.backends.compiled import compile_inductor
 
 PACKED_DTYPES = (torch.bfloat16, torch.float32)
+
+
+class _PackedLinearFunction(torch.autograd.Function):
+    """The packed layer with a gradient for its input, for the guided real-time chunking pass that differentiates
+    the DiT with respect to its actions: oneDNN's packed kernel has no backward (autograd would silently return zero
+    through it). The weights are frozen, so only the input's gradient is computed, from the dense weight that the
+    opaque one unpacks to (one reorder per backward call, the cost F.linear pays at every call)."""
+
+    @staticmethod
+    def forward(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor]) -> torch.Tensor:
+        return torch.ops.mkldnn._linear_pointwise(x, weight, bias, "none", [], "")
+
+    @staticmethod
+    def setup_context(ctx, inputs: tuple, output: torch.Tensor) -> None:
+        ctx.weight = inputs[1]
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None, None]:
+        return torch.matmul(grad, ctx.weight.to_dense()), None, None
 
 
 class PackedLinear(nn.Module):
@@ -31,6 +50,8 @@ class PackedLinear(nn.Module):
         self.bias = linear.bias
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if torch.is_grad_enabled():
+            return _PackedLinearFunction.apply(x, self.weight, self.bias)
         return torch.ops.mkldnn._linear_pointwise(x, self.weight, self.bias, "none", [], "")
 
     def _save_to_state_dict(self, destination: dict, prefix: str, keep_vars: bool) -> None:
@@ -75,8 +96,9 @@ class CpuBackend(Backend):
 
     def linear_gelu(self, linear: nn.Module, x: torch.Tensor) -> torch.Tensor:
         """On a packed layer, the GELU runs in the GEMM's epilogue (oneDNN post-op): one pass less over the
-        activations, and one bfloat16 rounding instead of two."""
-        if isinstance(linear, PackedLinear):
+        activations, and one bfloat16 rounding instead of two. A pass that autograd records (guided real-time
+        chunking) takes the layer and the GELU apart, as the fused epilogue has no backward."""
+        if isinstance(linear, PackedLinear) and not torch.is_grad_enabled():
             return torch.ops.mkldnn._linear_pointwise(x, linear.weight, linear.bias, "gelu", [], "tanh")
         return super().linear_gelu(linear, x)
 

@@ -7,6 +7,7 @@ from typing import Callable, Optional
 import torch
 
 from gr00t_npu_node.backends.base import Backend, fused_rms_norm
+from gr00t_npu_node.backends.compiled import with_own_code
 
 
 class CudaUnavailable(RuntimeError):
@@ -34,7 +35,7 @@ class CudaBackend(Backend):
 
     def compile(self, fn: Callable, *, name: str) -> Callable:
         """Inductor kernels replayed from a CUDA graph ("reduce-overhead")."""
-        return torch.compile(fn, mode="reduce-overhead", fullgraph=True, dynamic=False)
+        return torch.compile(with_own_code(fn), mode="reduce-overhead", fullgraph=True, dynamic=False)
 
     def begin_inference(self) -> None:
         """The captured functions of one inference are replayed from CUDA graphs of one pool (graph trees), each

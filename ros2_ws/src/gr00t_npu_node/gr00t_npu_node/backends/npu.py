@@ -1,6 +1,6 @@
 """Ascend NPU backend: the model's attention, RoPE, RMSNorm and int8-weight matrix products on `torch_npu`'s fused
-operators, and each captured part of the model (vision, LLM, denoising context, denoising loop) compiled into one
-graph by torchair.
+operators, and each captured part of the model (vision, LLM, denoising context, denoising loop, the guided loop of
+real-time chunking with its backward pass) compiled into one graph by torchair.
 
 The operators come from an `ops` provider with `torch_npu`'s function names: the real `torch_npu` module on an NPU,
 or `npu_emulation` (the same contracts on CPU) for `npu-emulated`. Everything here (layout, head_dim padding,
@@ -19,7 +19,7 @@ import torch.nn.functional as F
 
 from gr00t_npu_node.backends import npu_emulation
 from gr00t_npu_node.backends.base import Backend, causal_key_mask
-from gr00t_npu_node.backends.compiled import compile_inductor
+from gr00t_npu_node.backends.compiled import compile_inductor, with_own_code
 
 CANN_HOME_VARIABLES = ("ASCEND_HOME_PATH", "ASCEND_TOOLKIT_HOME")
 # npu_fused_infer_attention_score takes float16/bfloat16 q/k/v with head_dim a multiple of 16 (when Q_S > 1).
@@ -89,9 +89,12 @@ class NpuBackend(Backend):
         key_mask: Optional[torch.Tensor] = None,
         scale: Optional[float] = None,
     ) -> torch.Tensor:
-        """One npu_fused_infer_attention_score call in BSND layout (the model's own layout: no transposes).
+        """One fused attention call in BSND layout (the model's own layout: no transposes):
+        npu_fused_infer_attention_score, or where autograd records (the guided real-time chunking pass differentiates
+        the DiT with respect to its actions) npu_fusion_attention, whose backward is npu_fusion_attention_grad; the
+        inference kernel has none. Both take the same masks and sparse modes, so the two passes attend alike.
 
-        float32 goes to the reference attention, as the fused kernel computes float16/bfloat16 only. head_dim is
+        float32 goes to the reference attention, as the inference kernel computes float16/bfloat16 only. head_dim is
         zero-padded to a multiple of 16 (SigLIP2's 72 -> 80; zero columns change no score, and the padded output
         columns are cut off) with the scale of the true head_dim."""
         if q.dtype not in FUSED_ATTENTION_DTYPES:
@@ -101,18 +104,18 @@ class NpuBackend(Backend):
         pad = -head_dim % HEAD_DIM_ALIGNMENT
         if pad:
             q, k, v = (F.pad(t, (0, pad)) for t in (q, k, v))
+        q, k, v = q.contiguous(), k.contiguous(), v.contiguous()
         mask, sparse_mode = self._attention_mask(batch, q_len, kv_len, causal, key_mask, q.device)
-        out, _ = self.ops.npu_fused_infer_attention_score(
-            q.contiguous(),
-            k.contiguous(),
-            v.contiguous(),
-            atten_mask=mask,
-            num_heads=heads,
-            num_key_value_heads=kv_heads,
-            scale=head_dim**-0.5 if scale is None else scale,
-            input_layout="BSND",
-            sparse_mode=sparse_mode,
-        )
+        scale = head_dim**-0.5 if scale is None else scale
+        if torch.is_grad_enabled():
+            out = self.ops.npu_fusion_attention(
+                q, k, v, heads, "BSND", atten_mask=mask, scale=scale, sparse_mode=sparse_mode
+            )[0]
+        else:
+            out, _ = self.ops.npu_fused_infer_attention_score(
+                q, k, v, atten_mask=mask, num_heads=heads, num_key_value_heads=kv_heads, scale=scale,
+                input_layout="BSND", sparse_mode=sparse_mode,
+            )
         return out[..., :head_dim] if pad else out
 
     def _attention_mask(
@@ -181,7 +184,9 @@ class NpuBackend(Backend):
             from torchair.inference import cache_compile
 
             return cache_compile(fn, config=config, dynamic=False, cache_dir=str(self.compile_cache_dir / name))
-        return torch.compile(fn, backend=torchair.get_npu_backend(compiler_config=config), fullgraph=True, dynamic=False)
+        return torch.compile(
+            with_own_code(fn), backend=torchair.get_npu_backend(compiler_config=config), fullgraph=True, dynamic=False
+        )
 
 
 class EmulatedNpuBackend(NpuBackend):

@@ -3,11 +3,16 @@ contracts (Ascend op-plugin API reference; for the W8A16 matrix product, aclnnWe
 A2/A3), so that the NPU code path runs and is checked where no NPU exists.
 
 The functions have the real operators' names and keyword arguments, and raise `NpuOpContractError` for the inputs the
-documentation rules out (non-contiguous attention inputs, float32 attention, head_dim not a multiple of 16, a
-`sparse_mode` 2/3 mask other than the compressed 2048x2048 one, a bfloat16 product with a bfloat16 bias, a group
-size that is not a multiple of 32, ...), so a call the NPU would reject fails here too.
-They compute in float32 and round once to the input dtype. Checks that depend on tensor values (not shapes) are
-skipped while tracing, so the emulated ops compile into one graph like the real ones.
+documentation rules out (non-contiguous inference-attention inputs, float32 inference attention, head_dim not a
+multiple of 16, a `sparse_mode` 2/3 mask other than the compressed 2048x2048 one, a bfloat16 W8A16 product with a
+bfloat16 bias, a group size that is not a multiple of 32, ...), so a call the NPU would reject fails here too. They
+compute in float32 and round once to the input dtype. Checks that depend on tensor values (not shapes) are skipped
+while tracing, so the emulated ops compile into one graph like the real ones.
+
+`npu_fusion_attention` (the training attention, whose documented backward `npu_fusion_attention_grad` torch_npu
+registers with autograd) is emulated with differentiable torch operations, so autograd and torch.func differentiate
+through it as through the real one; `npu_fused_infer_attention_score` has no backward on the device, and its
+emulation is only ever called where nothing differentiates it.
 """
 from __future__ import annotations
 
@@ -18,6 +23,7 @@ import torch
 INT_MAX = 2147483647
 COMPRESSED_MASK_SIZE = 2048
 ATTENTION_DTYPES = (torch.float16, torch.bfloat16)
+FUSION_ATTENTION_DTYPES = (torch.float16, torch.bfloat16, torch.float32)
 NORM_DTYPES = (torch.float16, torch.bfloat16, torch.float32)
 MASK_DTYPES = (torch.bool, torch.int8, torch.uint8)
 LAYOUTS = ("BSH", "BSND", "BNSD")
@@ -57,7 +63,7 @@ def _to_bnsd(t: torch.Tensor, layout: str, heads: int, op: str, name: str) -> to
     if layout == "BSH":
         _require(t.dim() == 3, op, f"{name} must be 3-D for input_layout BSH, got {tuple(t.shape)}")
         _require(t.shape[-1] % heads == 0, op, f"{name} hidden {t.shape[-1]} is not a multiple of {heads} heads")
-        return t.view(t.shape[0], t.shape[1], heads, -1).transpose(1, 2)
+        return t.reshape(t.shape[0], t.shape[1], heads, -1).transpose(1, 2)
     _require(t.dim() == 4, op, f"{name} must be 4-D for input_layout {layout}, got {tuple(t.shape)}")
     bnsd = t.transpose(1, 2) if layout == "BSND" else t
     _require(bnsd.shape[1] == heads, op, f"{name} has {bnsd.shape[1]} heads in its N axis, the arguments say {heads}")
@@ -88,10 +94,58 @@ def _full_mask(mask: torch.Tensor, batch: int, q_len: int, kv_len: int, op: str)
         f"atten_mask shape {shape} is not one of (Sq, Skv), (B|1, Sq, Skv), (B|1, 1, Sq, Skv) for B={batch}, "
         f"Sq={q_len}, Skv={kv_len}",
     )
+    _require(mask.dtype in MASK_DTYPES, op, f"atten_mask dtype {mask.dtype} is not bool/int8/uint8")
     mask = mask[..., :q_len, :kv_len].bool()
     while mask.dim() < 4:
         mask = mask.unsqueeze(0)
     return mask.reshape(mask.shape[0], 1, q_len, kv_len)
+
+
+def _sparse_allowed(
+    atten_mask: Optional[torch.Tensor], sparse_mode: int, pre_tokens: int, next_tokens: int, q_len: int, kv_len: int,
+    device: torch.device, op: str,
+) -> torch.Tensor:
+    """Where a query may attend a key [B|1, N|1, Sq, Skv] under `sparse_mode`, as both attention kernels document it
+    for Q_S > 1: 0 the mask (already in 4-D form) within the pre/next-tokens band, 1 the whole mask, 2 causal from
+    the top-left corner and 3 from the bottom-right, the last two with the compressed 2048x2048 mask."""
+    _require(sparse_mode in (0, 1, 2, 3), op, f"sparse_mode {sparse_mode} is not emulated (0, 1, 2 and 3 are)")
+    rows = torch.arange(q_len, device=device)[:, None]
+    cols = torch.arange(kv_len, device=device)[None, :]
+    if sparse_mode in (2, 3):
+        _require(atten_mask is not None, op, f"sparse_mode {sparse_mode} needs the compressed 2048x2048 atten_mask")
+        _require(
+            tuple(atten_mask.shape[-2:]) == (COMPRESSED_MASK_SIZE,) * 2 and atten_mask.dim() in (2, 3, 4)
+            and all(n == 1 for n in atten_mask.shape[:-2]),
+            op,
+            f"sparse_mode {sparse_mode} needs an atten_mask of shape (2048, 2048), (1, 2048, 2048) or "
+            f"(1, 1, 2048, 2048), got {tuple(atten_mask.shape)}",
+        )
+        if not torch.compiler.is_compiling():
+            expected = compressed_causal_mask(atten_mask.device)
+            _require(bool(torch.equal(atten_mask.reshape(expected.shape).bool(), expected)), op,
+                     f"sparse_mode {sparse_mode} needs the lower-triangular compressed mask (True above the diagonal)")
+        offset = 0 if sparse_mode == 2 else kv_len - q_len
+        return (cols <= rows + offset)[None, None]
+    if atten_mask is None:
+        _require(sparse_mode == 0, op, "sparse_mode 1 needs the full atten_mask")
+        return torch.ones(1, 1, q_len, kv_len, dtype=torch.bool, device=device)
+    allowed = ~atten_mask
+    if sparse_mode == 0:
+        allowed = allowed & ((cols >= rows - pre_tokens) & (cols <= rows + next_tokens))[None, None]
+    return allowed
+
+
+def _softmax_attention(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, allowed: torch.Tensor, scale: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(softmax(scale q k^T where allowed, -inf elsewhere) v, the masked scores), BNSD, in float32; grouped K/V
+    heads are repeated to the query's."""
+    group = q.shape[1] // k.shape[1]
+    k = k.repeat_interleave(group, dim=1).float()
+    v = v.repeat_interleave(group, dim=1).float()
+    scores = torch.matmul(q.float(), k.transpose(-1, -2)) * scale
+    scores = scores.masked_fill(~allowed, float("-inf"))
+    return torch.matmul(torch.softmax(scores, dim=-1), v), scores
 
 
 def npu_fused_infer_attention_score(
@@ -122,6 +176,8 @@ def npu_fused_infer_attention_score(
     correction), NaN otherwise, so callers that could produce them show up in tests.
     """
     op = "npu_fused_infer_attention_score"
+    _require(not (torch.is_grad_enabled() and (query.requires_grad or key.requires_grad or value.requires_grad)), op,
+             "has no backward, and autograd records this call: use npu_fusion_attention where gradients flow")
     _require(input_layout in LAYOUTS, op, f"input_layout {input_layout!r} is not emulated (use one of {LAYOUTS})")
     for name, t in (("query", query), ("key", key), ("value", value)):
         _require(t.is_contiguous(), op, f"{name} is not contiguous (non-contiguous tensors are not supported)")
@@ -143,31 +199,10 @@ def npu_fused_infer_attention_score(
     if q_len > 1:
         _require(head_dim % 16 == 0, op, f"head_dim {head_dim} must be a multiple of 16 for float16/bfloat16 when Q_S > 1")
         _require(num_heads <= 256 and head_dim <= 512, op, f"N={num_heads} > 256 or D={head_dim} > 512")
-        _require(sparse_mode in (0, 1, 2, 3), op, f"sparse_mode {sparse_mode} is not emulated (0, 1, 2 and 3 are)")
-        rows = torch.arange(q_len, device=q.device)[:, None]
-        cols = torch.arange(kv_len, device=q.device)[None, :]
-        if sparse_mode in (2, 3):
-            _require(atten_mask is not None, op, f"sparse_mode {sparse_mode} needs the compressed 2048x2048 atten_mask")
-            _require(
-                tuple(atten_mask.shape[-2:]) == (COMPRESSED_MASK_SIZE,) * 2 and atten_mask.dim() in (2, 3, 4)
-                and all(n == 1 for n in atten_mask.shape[:-2]),
-                op,
-                f"sparse_mode {sparse_mode} needs an atten_mask of shape (2048, 2048), (1, 2048, 2048) or "
-                f"(1, 1, 2048, 2048), got {tuple(atten_mask.shape)}",
-            )
-            if not torch.compiler.is_compiling():
-                expected = compressed_causal_mask(atten_mask.device)
-                _require(bool(torch.equal(atten_mask.reshape(expected.shape).bool(), expected)), op,
-                         f"sparse_mode {sparse_mode} needs the lower-triangular compressed mask (True above the diagonal)")
-            offset = 0 if sparse_mode == 2 else kv_len - q_len
-            allowed = (cols <= rows + offset)[None, None]
-        elif atten_mask is not None or sparse_mode == 1:
-            _require(atten_mask is not None, op, "sparse_mode 1 needs the full atten_mask")
+        if atten_mask is not None and sparse_mode in (0, 1):
             _require(atten_mask.is_contiguous(), op, "atten_mask is not contiguous (non-contiguous tensors are not supported)")
-            _require(atten_mask.dtype in MASK_DTYPES, op, f"atten_mask dtype {atten_mask.dtype} is not bool/int8/uint8")
-            allowed = ~_full_mask(atten_mask, batch, q_len, kv_len, op)
-            if sparse_mode == 0:
-                allowed = allowed & ((cols >= rows - pre_tokens) & (cols <= rows + next_tokens))[None, None]
+            atten_mask = _full_mask(atten_mask, batch, q_len, kv_len, op)
+        allowed = _sparse_allowed(atten_mask, sparse_mode, pre_tokens, next_tokens, q_len, kv_len, q.device, op)
     elif atten_mask is not None:
         _require(atten_mask.is_contiguous(), op, "atten_mask is not contiguous (non-contiguous tensors are not supported)")
         _require(atten_mask.dtype in MASK_DTYPES, op, f"atten_mask dtype {atten_mask.dtype} is not bool/int8/uint8")
@@ -181,13 +216,8 @@ def npu_fused_infer_attention_score(
         kv_valid = torch.arange(kv_len, device=q.device)[None, :] < torch.tensor(kv_lengths, device=q.device)[:, None]
         allowed = allowed & kv_valid[:, None, None, :]
 
-    group = num_heads // kv_heads
-    k = k.repeat_interleave(group, dim=1).float()
-    v = v.repeat_interleave(group, dim=1).float()
-    scores = torch.matmul(q.float(), k.transpose(-1, -2)) * scale
-    scores = scores.masked_fill(~allowed, float("-inf"))
+    out, scores = _softmax_attention(q, k, v, allowed, scale)
     lse = torch.logsumexp(scores, dim=-1, keepdim=True)
-    out = torch.matmul(torch.softmax(scores, dim=-1), v)
     if inner_precise in (2, 3):
         out = out.masked_fill(~allowed.any(-1, keepdim=True), 0.0)
     if actual_seq_lengths is not None:
@@ -195,6 +225,86 @@ def npu_fused_infer_attention_score(
         out = out.masked_fill(~q_valid[:, None, :, None], 0.0)
     lse_out = lse if softmax_lse_flag else torch.zeros(1, dtype=torch.float32, device=q.device)
     return _from_bnsd(out.to(query.dtype), input_layout), lse_out
+
+
+def npu_fusion_attention(
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    head_num: int,
+    input_layout: str,
+    pse: Optional[torch.Tensor] = None,
+    padding_mask: Optional[torch.Tensor] = None,
+    atten_mask: Optional[torch.Tensor] = None,
+    scale: float = 1.0,
+    keep_prob: float = 1.0,
+    pre_tockens: int = INT_MAX,
+    next_tockens: int = INT_MAX,
+    inner_precise: int = 0,
+    prefix: Optional[Sequence[int]] = None,
+    actual_seq_qlen: Optional[Sequence[int]] = None,
+    actual_seq_kvlen: Optional[Sequence[int]] = None,
+    sparse_mode: int = 0,
+    gen_mask_parallel: bool = True,
+    sync: bool = False,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, int, int, int]:
+    """softmax(scale * q k^T, masked where `atten_mask` is True) v, differentiable (the real operator's backward is
+    `npu_fusion_attention_grad`). The argument names are torch_npu's, `tockens` spelling included.
+
+    float16/bfloat16/float32 q/k/v in one of BSH, SBH, BSND, BNSD (TND, which needs actual_seq_qlen/kvlen, is not
+    emulated); head_num <= 256, key/value heads a divisor of it; head_dim a multiple of 16 up to 512. atten_mask
+    bool/uint8 of shape (Sq, Skv) or (B|1, N|1, Sq, Skv); sparse_mode 0-3 as for the inference attention. Returns
+    (attention_out in the input layout, softmax_max and softmax_sum [B, N, Sq, 8] float32, an empty softmax_out, and
+    the dropout seed, offset and mask length, 0 without dropout). Rows that the mask empties entirely are NaN.
+    """
+    op = "npu_fusion_attention"
+    layouts = ("BSH", "SBH", "BSND", "BNSD")
+    _require(input_layout in layouts, op, f"input_layout {input_layout!r} is not emulated (use one of {layouts})")
+    _require(padding_mask is None, op, "padding_mask is not supported (mask keys with atten_mask)")
+    _require(pse is None and prefix is None and actual_seq_qlen is None and actual_seq_kvlen is None, op,
+             "pse, prefix and actual_seq_qlen/kvlen are not emulated")
+    _require(keep_prob == 1.0, op, f"keep_prob {keep_prob}: dropout is not emulated (inference keeps every element)")
+    for name, t in (("query", query), ("key", key), ("value", value)):
+        _require(t.dtype in FUSION_ATTENTION_DTYPES, op,
+                 f"{name} dtype {t.dtype} is not supported (float16, bfloat16 or float32)")
+    _require(key.dtype == query.dtype == value.dtype, op, "query, key and value must share one dtype")
+    _require(key.shape == value.shape, op, f"key {tuple(key.shape)} and value {tuple(value.shape)} differ in shape")
+    # SBH is BSH with the first two axes swapped.
+    sbh = input_layout == "SBH"
+    layout = "BSH" if sbh else input_layout
+    query, key, value = (t.transpose(0, 1) if sbh else t for t in (query, key, value))
+    q = _to_bnsd(query, layout, head_num, op, "query")
+    kv_heads = key.shape[-1] // q.shape[-1] if layout == "BSH" else key.shape[2 if layout == "BSND" else 1]
+    _require(kv_heads > 0 and head_num % kv_heads == 0, op,
+             f"key/value have {kv_heads} heads, which does not divide head_num {head_num}")
+    k = _to_bnsd(key, layout, kv_heads, op, "key")
+    v = _to_bnsd(value, layout, kv_heads, op, "value")
+    batch, _, q_len, head_dim = q.shape
+    kv_len = k.shape[2]
+    _require(k.shape[0] == batch and k.shape[3] == head_dim, op,
+             f"key {tuple(key.shape)} does not fit query {tuple(query.shape)}")
+    _require(head_num <= 256, op, f"head_num {head_num} exceeds 256")
+    _require(head_dim % 16 == 0 and head_dim <= 512, op, f"head_dim {head_dim} must be a multiple of 16 up to 512")
+    if atten_mask is not None and sparse_mode in (0, 1):
+        _require(atten_mask.dtype in (torch.bool, torch.uint8), op, f"atten_mask dtype {atten_mask.dtype} is not bool/uint8")
+        leading = tuple(atten_mask.shape[:-2])
+        _require(
+            tuple(atten_mask.shape[-2:]) == (q_len, kv_len)
+            and (atten_mask.dim() == 2 or (atten_mask.dim() == 4 and leading[0] in (1, batch) and leading[1] in (1, head_num))),
+            op,
+            f"atten_mask shape {tuple(atten_mask.shape)} is not one of (Sq, Skv), (B|1, N|1, Sq, Skv) for B={batch}, "
+            f"N={head_num}, Sq={q_len}, Skv={kv_len}",
+        )
+        atten_mask = atten_mask.bool() if atten_mask.dim() == 4 else atten_mask.bool()[None, None]
+    allowed = _sparse_allowed(atten_mask, sparse_mode, pre_tockens, next_tockens, q_len, kv_len, q.device, op)
+    out, scores = _softmax_attention(q, k, v, allowed, scale)
+    row_max = scores.amax(dim=-1, keepdim=True)
+    row_sum = torch.exp(scores - row_max).sum(dim=-1, keepdim=True)
+    out = _from_bnsd(out.to(query.dtype), layout)
+    if sbh:
+        out = out.transpose(0, 1).contiguous()
+    empty = torch.zeros(0, dtype=query.dtype, device=query.device)
+    return out, row_max.expand(-1, -1, -1, 8), row_sum.expand(-1, -1, -1, 8), empty, 0, 0, 0
 
 
 def npu_rotary_mul(x: torch.Tensor, r1: torch.Tensor, r2: torch.Tensor, rotary_mode: str = "half") -> torch.Tensor:
@@ -274,6 +384,8 @@ def npu_weight_quant_batchmatmul(
     dequantized in float32, the product accumulated in float32 and rounded once to x's dtype. Output quantization
     (quant_scale, an int8 result) is not emulated."""
     op = "npu_weight_quant_batchmatmul"
+    _require(not (torch.is_grad_enabled() and x.requires_grad), op,
+             "has no backward, and autograd records this call: differentiate the dequantized product instead")
     _require(quant_scale is None and quant_offset is None, op,
              "output quantization (quant_scale/quant_offset, an int8 result) is not emulated")
     _require(x.dtype in W8A16_DTYPES, op, f"x dtype {x.dtype} is not supported (float16 or bfloat16)")

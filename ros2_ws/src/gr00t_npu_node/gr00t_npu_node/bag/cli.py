@@ -246,7 +246,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--plain", action="store_true", help="no graph compilation (faster start, slower calls)")
     evaluate.add_argument("--execute-steps", type=int, help="frames between chunk starts (default: the config's)")
     evaluate.add_argument("--delay-steps", type=int, default=0,
-                          help="simulate an inference lasting this many steps: they are executed from the previous chunk")
+                          help="simulate an inference lasting this many steps: they run from the previous chunk")
     evaluate.add_argument("--rtc-mode", choices=RTC_MODES,
                           help="generate each chunk with real-time chunking against the previous one")
     evaluate.add_argument("--live", action="store_true",

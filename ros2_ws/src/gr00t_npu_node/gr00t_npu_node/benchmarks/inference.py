@@ -20,6 +20,13 @@ table splits each stage of the last path: its matrix products replayed alone, th
 epilogues included) plus its attention calls replayed alone ("kernels"), and what remains (norms, residual adds,
 copies, Python). Peak memory: the device allocator's peak on cuda/npu, on CPU the process's peak resident memory;
 each path's peak counts its own build, warm-up and inference only.
+
+Real-time chunking (`--rtc-modes`, all by default): on the last path, every round also times one `get_action` per
+mode, continuing a running chunk planned RTC_EXECUTE_STEPS steps earlier from the same images with other noise, which
+the robot has followed since (RTC_DELAY_STEPS of its remaining steps frozen). Reported per mode: its total, the
+latency it adds (median over the rounds of its total less the unguided total of the same round), its first call
+(the guided loop's compilation, where the backend compiles), and how far the chunk's guided overlap after the frozen steps lies from the running chunk's plan (RMS,
+robot units), next to the unguided chunk's distance.
 """
 from __future__ import annotations
 
@@ -30,7 +37,7 @@ import platform
 import statistics
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Optional
 
@@ -50,6 +57,8 @@ from gr00t_npu_node.benchmarks.probes import (
     stage_work,
     status_bytes,
 )
+from gr00t_npu_node.guidance import RTC_MODES, ChunkGuidance
+from gr00t_npu_node.keys import STATE
 from gr00t_npu_node.model.config import PRESETS, Gr00tConfig
 from gr00t_npu_node.model.gr00t import Gr00tN1d6
 from gr00t_npu_node.model.quantization import INT8, Int8Weights
@@ -58,6 +67,10 @@ from gr00t_npu_node.tiny import random_policy
 
 PATHS = ("plain", "optimized", INT8)
 INSTRUCTION = "pick the pear from the counter and place it in the plate"
+# The node's default cadence: a chunk hands over to the next after 8 of its 16 steps, so the running chunk still
+# plans the new chunk's first 8; 3 of those run before the new chunk can take over (an inference of ~0.15 s at 20 Hz).
+RTC_EXECUTE_STEPS = 8
+RTC_DELAY_STEPS = 3
 
 
 # ---- the run ----------------------------------------------------------------------------------------------
@@ -82,6 +95,37 @@ class PathResult:
 
     def best(self, stage: str) -> float:
         return min(self.seconds[stage])
+
+
+@dataclass
+class RtcResult:
+    mode: str
+    seconds: list[float] = field(default_factory=list)  # one total per round
+    added_seconds: list[float] = field(default_factory=list)  # that total less the same round's unguided total
+    first_call_seconds: float = 0.0
+    overlap_rms: float = 0.0  # guided overlap after the frozen steps vs the running chunk's plan
+
+
+def continued_chunk(policy: Gr00tPolicy, observation: dict, noise: torch.Tensor) -> tuple[dict, ChunkGuidance]:
+    """A running chunk planned from `observation` with `noise`, and what it asks of the next chunk once the robot has
+    followed it for RTC_EXECUTE_STEPS steps: the next observation (the same images, the state where the chunk put the
+    joints) and the chunk's remaining steps as the target (held at its last point past its end)."""
+    planned = policy.get_action(observation, noise=noise)
+    reached = {group: planned[group][:, RTC_EXECUTE_STEPS - 1 : RTC_EXECUTE_STEPS] for group in policy.state_dims}
+    following = {**observation, STATE: {g: reached.get(g, s) for g, s in observation[STATE].items()}}
+    target = {
+        group: np.concatenate([chunk[0, RTC_EXECUTE_STEPS:], np.repeat(chunk[0, -1:], RTC_EXECUTE_STEPS, axis=0)])
+        for group, chunk in planned.items()
+    }
+    guidance = ChunkGuidance(target, frozen_steps=RTC_DELAY_STEPS, overlap_steps=policy.action_horizon - RTC_EXECUTE_STEPS)
+    return following, guidance
+
+
+def overlap_rms(actions: dict[str, np.ndarray], guidance: ChunkGuidance) -> float:
+    """RMS distance of the chunk's steps after the frozen ones, within the overlap, from the guidance's target."""
+    steps = slice(guidance.frozen_steps, guidance.overlap_steps)
+    errors = np.concatenate([(actions[g][0, steps] - t[steps]).ravel() for g, t in guidance.target.items()])
+    return float(np.sqrt(np.mean(errors**2)))
 
 
 def observation_for(policy: Gr00tPolicy, seed: int) -> dict:
@@ -146,6 +190,18 @@ def run(args: argparse.Namespace, paths: list[str], backend: Backend, dtype: tor
     kernels: dict[str, list[float]] = {stage: [] for stage in STAGE_MODULES}
     linear_alone: dict[str, list[float]] = {stage: [] for stage in STAGE_MODULES}
     last = calls[paths[-1]]
+    rtc_policy = policies[paths[-1]]
+    running_noise = torch.randn(noise.shape, generator=torch.Generator().manual_seed(args.seed + 1))
+    rtc_observation, continued = continued_chunk(rtc_policy, observation, running_noise)
+    guidance = {mode: replace(continued, mode=mode) for mode in args.rtc_modes}
+    unguided_rms = overlap_rms(rtc_policy.get_action(rtc_observation, noise=noise), continued)
+    rtc = {mode: RtcResult(mode) for mode in args.rtc_modes}
+    for mode, result in rtc.items():
+        start = time.perf_counter()
+        actions = rtc_policy.get_action(rtc_observation, noise=noise, guidance=guidance[mode])
+        result.first_call_seconds = time.perf_counter() - start
+        result.overlap_rms = overlap_rms(actions, guidance[mode])
+
     for round_index in range(args.runs):
         for path in paths if round_index % 2 == 0 else paths[::-1]:
             policy, seconds = policies[path], results[path].seconds
@@ -159,6 +215,11 @@ def run(args: argparse.Namespace, paths: list[str], backend: Backend, dtype: tor
             matrix[stage].append(matrix_probes[stage].gflops())
             linear_alone[stage].append(replay_seconds(backend, [c.run for c in last[stage].linear]))
             kernels[stage].append(replay_seconds(backend, last[stage].kernels))
+        for mode, result in rtc.items():
+            start = time.perf_counter()
+            rtc_policy.get_action(rtc_observation, noise=noise, guidance=guidance[mode])
+            result.seconds.append(time.perf_counter() - start)
+            result.added_seconds.append(result.seconds[-1] - results[paths[-1]].seconds["total"][-1])
     del bandwidth_probe, matrix_probes
 
     actions = {path: policies[path].get_action(observation, noise=noise) for path in paths}
@@ -180,6 +241,14 @@ def run(args: argparse.Namespace, paths: list[str], backend: Backend, dtype: tor
         "linear_seconds": {stage: statistics.median(v) for stage, v in linear_alone.items()},
         "kernel_seconds": {stage: statistics.median(v) for stage, v in kernels.items()},
         "kernels_path": paths[-1],
+        "rtc": {
+            "path": paths[-1], "execute_steps": RTC_EXECUTE_STEPS, "delay_steps": RTC_DELAY_STEPS,
+            "unguided_overlap_rms": unguided_rms,
+            "modes": {
+                mode: asdict(r) | {"median": statistics.median(r.seconds), "added_median": statistics.median(r.added_seconds)}
+                for mode, r in rtc.items()
+            },
+        },
         "paths": {
             path: asdict(r) | {key: {s: getattr(r, key)(s) for s in STAGES} for key in ("median", "p90", "best")}
             for path, r in results.items()
@@ -242,6 +311,7 @@ def table(report: dict) -> str:
             f"{r['build_seconds']:.1f} s, first call {r['first_call_seconds']:.1f} s (compilation and kernel set-up "
             "included)"
         )
+    lines += rtc_table(report["rtc"])
     for path, deviation in report["max_action_deviation"].items():
         lines.append(f"max |{path} - {first}| over the decoded actions (same weights and noise): {deviation:.3g}")
     lines.append(
@@ -274,6 +344,27 @@ def kernel_table(report: dict) -> list[str]:
     return lines
 
 
+def rtc_table(rtc: dict) -> list[str]:
+    if not rtc["modes"]:
+        return []
+    lines = [
+        f"real-time chunking on the {rtc['path']} path ({rtc['execute_steps']} steps executed per chunk, "
+        f"{rtc['delay_steps']} frozen):",
+        f"{'mode':<10} {'total ms':>9} {'added ms':>9} {'first call s':>13} {'overlap rms':>12}",
+        f"{'none':<10} {'':>9} {'':>9} {'':>13} {rtc['unguided_overlap_rms']:>12.4f}",
+    ]
+    for mode, r in rtc["modes"].items():
+        lines.append(
+            f"{mode:<10} {r['median'] * 1e3:>9.1f} {r['added_median'] * 1e3:>9.1f} {r['first_call_seconds']:>13.1f} "
+            f"{r['overlap_rms']:>12.4f}"
+        )
+    lines.append(
+        "added ms: median over the rounds of the mode's total less the unguided total of the same round; overlap rms:\n"
+        "distance of the steps after the frozen ones, within the overlap, from the running chunk's plan (robot units)"
+    )
+    return lines + [""]
+
+
 def main(argv: Optional[list[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="gr00t-npu-bench", description=__doc__.split("\n\n")[0])
     parser.add_argument("--preset", choices=sorted(PRESETS), default="tiny")
@@ -287,6 +378,9 @@ def main(argv: Optional[list[str]] = None) -> int:
                              "baseline (int8: the optimized path with weight_dtype='int8')")
     parser.add_argument("--weight-group-size", type=int, default=None,
                         help="the int8 path's scales per group of this many input channels (default: per channel)")
+    parser.add_argument("--rtc-modes", default=",".join(RTC_MODES),
+                        help=f"real-time chunking modes to time, comma-separated subset of {','.join(RTC_MODES)} "
+                             "(default: all; empty: none)")
     parser.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: torch's choice)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", type=Path, default=None, help="also write the results to this file")
@@ -294,6 +388,9 @@ def main(argv: Optional[list[str]] = None) -> int:
     paths = args.paths.split(",")
     if not paths or set(paths) - set(PATHS) or len(set(paths)) != len(paths):
         parser.error(f"--paths {args.paths!r}: give distinct names out of {', '.join(PATHS)}")
+    args.rtc_modes = [mode for mode in args.rtc_modes.split(",") if mode]
+    if set(args.rtc_modes) - set(RTC_MODES):
+        parser.error(f"--rtc-modes {','.join(args.rtc_modes)!r}: give a subset of {','.join(RTC_MODES)}")
     if args.runs < 1 or args.warmup < 1:
         parser.error("--runs and --warmup must be at least 1 (the first call of the optimized path compiles)")
     if args.threads is not None:

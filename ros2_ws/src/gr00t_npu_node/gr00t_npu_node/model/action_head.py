@@ -1,9 +1,11 @@
 """GR00T N1.6 action head: embodiment-specific state/action encoders and decoder around the DiT, and the
-4-step Euler flow-matching loop that turns noise into a normalized action chunk."""
+4-step Euler flow-matching loop that turns noise into a normalized action chunk, optionally guided toward the
+running chunk (real-time chunking, model/rtc.py)."""
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import partial
 from typing import Optional
 
 import torch
@@ -11,6 +13,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from gr00t_npu_node.backends import Backend
+from gr00t_npu_node.model import rtc
 from gr00t_npu_node.model.config import Gr00tConfig
 from gr00t_npu_node.model.dit import KV, AlternateVLDiT
 
@@ -133,14 +136,39 @@ class Gr00tActionHead(nn.Module):
         """Euler integration from noise (t=0) to the normalized action chunk, in the model dtype.
 
         `modulations[k]` are step k's precomputed AdaLN terms; without them each step computes its own (upstream)."""
+        return self._integrate(noise, ctx, modulations, None)
+
+    def denoise_guided(
+        self,
+        noise: torch.Tensor,
+        ctx: DenoiseContext,
+        modulations: Optional[list[list[torch.Tensor]]],
+        guidance: rtc.ActionGuidance,
+    ) -> torch.Tensor:
+        """`denoise` with real-time chunking's steps of `guidance.mode` (model/rtc.py). A method of its own, so that
+        a compiled loop keeps these graphs (one per mode and shape) apart from the unguided ones: compiled graphs
+        are cached per function, up to a small recompile limit."""
+        return self._integrate(noise, ctx, modulations, guidance)
+
+    def _integrate(
+        self,
+        noise: torch.Tensor,
+        ctx: DenoiseContext,
+        modulations: Optional[list[list[torch.Tensor]]],
+        guidance: Optional[rtc.ActionGuidance],
+    ) -> torch.Tensor:
         dt = 1.0 / self.config.num_inference_timesteps
-        x = noise.to(ctx.vl_embeds.dtype)
+        x = start = noise.to(ctx.vl_embeds.dtype)
         batch = x.shape[0]
         for k, bucket in enumerate(self.timestep_buckets()):
             buckets = torch.full((batch,), bucket, dtype=torch.int64, device=x.device)
             step_mod = modulations[k] if modulations is not None else self.model.modulations(buckets)
-            x = x + dt * self.velocity(x, buckets, ctx, step_mod)
-        return x
+            velocity = partial(self.velocity, bucket=buckets, ctx=ctx, modulations=step_mod)
+            if guidance is None:
+                x = x + dt * velocity(x)
+            else:
+                x = rtc.euler_step(velocity, x, start, k * dt, dt, guidance)
+        return x if guidance is None else rtc.finish(x, guidance)
 
     def step_modulations(self, device: torch.device) -> list[list[torch.Tensor]]:
         """AdaLN terms of every Euler step for batch 1 (they broadcast over the batch)."""

@@ -26,6 +26,7 @@ from gr00t_npu_node.model.config import BackboneConfig, Gr00tConfig
 from gr00t_npu_node.model.eagle import EagleBackbone
 from gr00t_npu_node.model.qwen3 import RMSNorm
 from gr00t_npu_node.model.quantization import INT8, Int8Weights, quantize_linear_layers
+from gr00t_npu_node.model.rtc import ActionGuidance
 from gr00t_npu_node.model.weights import load_weights
 
 # Text tokens (everything but image tokens) are right-padded to one of these lengths on the optimized path, so
@@ -61,6 +62,7 @@ class Gr00tN1d6(nn.Module):
         self._language = self.backbone.features
         self._context = self.action_head.context
         self._denoise = self.action_head.denoise
+        self._denoise_guided = self.action_head.denoise_guided
         self._step_modulations: Optional[list[list[torch.Tensor]]] = None
         self._static_noise: Optional[torch.Tensor] = None
 
@@ -115,23 +117,37 @@ class Gr00tN1d6(nn.Module):
         self._language = self.backend.compile(self.backbone.features, name="language")
         self._context = self.backend.compile(self.action_head.context, name="context")
         self._denoise = self.backend.compile(self.action_head.denoise, name="denoise")
+        self._denoise_guided = self.backend.compile(self.action_head.denoise_guided, name="denoise_guided")
         self.optimized = True
 
     def noise_shape(self, batch: int) -> tuple[int, int, int]:
         return batch, self.config.action_horizon, self.config.max_action_dim
 
     @torch.inference_mode()
-    def forward(self, inputs: ModelInputs, noise: torch.Tensor, text_bucket: Optional[int] = None) -> torch.Tensor:
+    def forward(
+        self,
+        inputs: ModelInputs,
+        noise: torch.Tensor,
+        text_bucket: Optional[int] = None,
+        guidance: Optional[ActionGuidance] = None,
+    ) -> torch.Tensor:
         """The normalized action chunk [B, action_horizon, max_action_dim], float32 on the host, for the processor's
         `inputs` and the flow's starting `noise` [B, action_horizon, max_action_dim] (host tensors).
 
         On the optimized path the text is right-padded to `text_bucket` (warmup captures each bucket; by default the
         smallest that holds the text). Every decision that depends on the inputs' values (padding, which masks) is
-        made on the host tensors, so that nothing waits for the device before the chunk's copy to the host."""
+        made on the host tensors, so that nothing waits for the device before the chunk's copy to the host.
+        `guidance` (host tensors shaped like the noise) continues the running chunk (real-time chunking,
+        model/rtc.py); without it the numbers are upstream's. The guided mode differentiates through the DiT with
+        torch.func.vjp, which works inside this inference mode (the weights never require grad)."""
         expected = self.noise_shape(inputs.input_ids.shape[0])
         if tuple(noise.shape) != expected:
             raise ValueError(
                 f"noise has shape {list(noise.shape)}; expected {list(expected)} (batch, action_horizon, max_action_dim)"
+            )
+        if guidance is not None and tuple(guidance.target.shape) != expected:
+            raise ValueError(
+                f"guidance target has shape {list(guidance.target.shape)}; expected {list(expected)} like the noise"
             )
         eagle = self.backbone.model
         image_tokens = int((inputs.input_ids == eagle.image_token_index).sum())
@@ -159,17 +175,25 @@ class Gr00tN1d6(nn.Module):
             features, attention_mask, image_mask, inputs.state.to(device, dtype),
             embodiment_ids(inputs.embodiment_id, device), cache_cross_kv=self.optimized,
         )
-        action_pred = self._denoise(self._noise_on_device(noise, dtype), context, self._step_modulations)
+        noise = self._noise_on_device(noise, dtype)
+        if guidance is None:
+            action_pred = self._denoise(noise, context, self._step_modulations)
+        else:
+            action_pred = self._denoise_guided(noise, context, self._step_modulations, guidance.to(device, dtype))
         # The copy to the host is also what takes the chunk out of a replayed graph's output buffer before the next
         # replay overwrites it, so no device-side clone is needed (on the CPU, a 25 kB copy).
         return action_pred.to("cpu", torch.float32, copy=True)
 
-    def warmup(self, inputs: ModelInputs) -> None:
+    def warmup(self, inputs: ModelInputs, rtc_mode: Optional[str] = None) -> None:
         """Runs every shape the captured functions can meet for inputs of this image size (one per text bucket), so
-        that no later call of that size compiles."""
+        that no later call of that size compiles; with `rtc_mode`, the guided loop of that real-time chunking mode
+        too."""
         noise = torch.zeros(self.noise_shape(inputs.input_ids.shape[0]))
+        guidance = None if rtc_mode is None else ActionGuidance.inert(rtc_mode, noise.shape)
         for bucket in TEXT_BUCKETS if self.optimized else (None,):
             self(inputs, noise, text_bucket=bucket)
+            if guidance is not None:
+                self(inputs, noise, text_bucket=bucket, guidance=guidance)
 
     def _noise_on_device(self, noise: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
         """On the optimized path the noise (the only input of the compiled loop that comes from the host) is refilled

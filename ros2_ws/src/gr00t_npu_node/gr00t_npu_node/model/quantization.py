@@ -66,11 +66,32 @@ class QuantizedLinear(nn.Module):
         self.backend = backend
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if torch.is_grad_enabled():
+            return _Int8LinearFunction.apply(x, self)
         return self.backend.int8_linear(self, x)
 
     def dequantized(self) -> torch.Tensor:
         """The weight the layer computes with, [out, in] in float32."""
         return self.weight.float() * expand_scale(self.scale.float(), self.group_size, self.in_features)
+
+
+class _Int8LinearFunction(torch.autograd.Function):
+    """The device's int8 product with a gradient for its input, for the guided real-time chunking pass that
+    differentiates the DiT with respect to its actions: the W8A16 kernels (`_weight_int8pack_mm`,
+    `npu_weight_quant_batchmatmul`) have no backward. The weights are frozen, so only the input's gradient is
+    computed, against the dequantized weight (in the gradient's dtype)."""
+
+    @staticmethod
+    def forward(x: torch.Tensor, layer: QuantizedLinear) -> torch.Tensor:
+        return layer.backend.int8_linear(layer, x)
+
+    @staticmethod
+    def setup_context(ctx, inputs: tuple, output: torch.Tensor) -> None:
+        ctx.layer = inputs[1]
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
+        return torch.matmul(grad, ctx.layer.dequantized().to(grad.dtype)), None
 
 
 def expand_scale(scale: torch.Tensor, group_size: Optional[int], in_features: int) -> torch.Tensor:

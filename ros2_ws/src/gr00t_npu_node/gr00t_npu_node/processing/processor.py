@@ -5,6 +5,7 @@ embodiment_id.json) and its backbone folder (tokenizer files, config.json).
     processor = Gr00tProcessor.from_folders(checkpoint_dir, backbone_dir, "gr1")
     inputs = processor(observation)                  # ModelInputs
     actions = processor.decode(action_pred, observation)   # {group: float32 [B, horizon, D]}
+    normalized = processor.encode(actions, observation)    # decode's inverse: float32 [B, horizon, action width]
 
 Observation: upstream's dict (`keys`), with this checkpoint's camera keys, state groups and language key. A
 malformed one raises ValueError naming the problem and the fix.
@@ -162,6 +163,11 @@ class Gr00tProcessor:
         return self.action_decoder.horizon
 
     @property
+    def action_columns(self) -> dict[str, slice]:
+        """Where each action group's dims lie in the model's (normalized) action vector."""
+        return dict(self.action_decoder.columns)
+
+    @property
     def pad_token_id(self) -> int:
         return self.tokenizer.pad_token_id
 
@@ -217,13 +223,31 @@ class Gr00tProcessor:
         robot's units, relative groups made absolute with the observation's last raw state."""
         if isinstance(action_pred, torch.Tensor):
             action_pred = action_pred.detach().float().cpu().numpy()
-        states = observation.get(STATE) if isinstance(observation, Mapping) else None
-        if not isinstance(states, Mapping):
-            raise ValueError(f"decode needs the observation the actions were predicted from (with its {STATE!r} dict)")
+        states = self._observation_states(observation, "decode")
         batch = self._validate_states(states, batch=None)
         if action_pred.shape[0] != batch:
             raise ValueError(f"action_pred has batch {action_pred.shape[0]} but the observation's state has {batch}")
         return self.action_decoder(action_pred, states)
+
+    def encode(self, actions: Mapping[str, np.ndarray], observation: Mapping[str, Any]) -> np.ndarray:
+        """`decode`'s inverse: {group: [B, action_horizon, D]} in the robot's units (any subset of the action groups)
+        -> normalized actions float32 [B, action_horizon, width] (columns `action_columns`; absent groups 0), relative
+        groups taken relative to the observation's last raw state, each step normalized with its step's statistics."""
+        states = self._observation_states(observation, "encode")
+        batch = self._validate_states(states, batch=None)
+        for group, values in actions.items():
+            if np.shape(values)[:1] != (batch,):
+                raise ValueError(f"actions of {group!r} have shape {list(np.shape(values))}; the observation's batch is {batch}")
+            if not np.isfinite(values).all():
+                raise ValueError(f"actions of {group!r} contain NaN or inf; give finite joint positions")
+        return self.action_decoder.encode(actions, states)
+
+    @staticmethod
+    def _observation_states(observation: Mapping[str, Any], what: str) -> Mapping[str, Any]:
+        states = observation.get(STATE) if isinstance(observation, Mapping) else None
+        if not isinstance(states, Mapping):
+            raise ValueError(f"{what} needs the observation the actions belong to (with its {STATE!r} dict)")
+        return states
 
     # ---- validation -------------------------------------------------------------------------------------------
     def _validate(self, observation: Mapping[str, Any]) -> tuple[int, list[str]]:

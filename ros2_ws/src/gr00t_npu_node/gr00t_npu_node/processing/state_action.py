@@ -213,7 +213,8 @@ class _ActionGroup:
 
 
 class ActionDecoder:
-    """Model output [B, H_model, max_action_dim] (normalized) -> {group: float32 [B, horizon, D]}."""
+    """Model output [B, H_model, max_action_dim] (normalized) -> {group: float32 [B, horizon, D]}, and back
+    (`encode`)."""
 
     def __init__(
         self,
@@ -255,6 +256,9 @@ class ActionDecoder:
         self._groups = tuple(groups)
         self.dims: dict[str, int] = {g.name: g.width for g in groups}
         self.width = sum(self.dims.values())
+        starts = np.cumsum([0, *self.dims.values()])
+        # Where each group's dims lie in the model's action vector.
+        self.columns: dict[str, slice] = {g: slice(int(a), int(b)) for g, a, b in zip(self.dims, starts, starts[1:])}
 
     def __call__(self, action_pred: np.ndarray, states: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         """`states` are the raw (un-encoded) state groups [B, T, D] of the same observation."""
@@ -263,10 +267,8 @@ class ActionDecoder:
                 f"action_pred has shape {list(action_pred.shape)}; expected [B, >= {self.horizon}, >= {self.width}]"
             )
         decoded = {}
-        start = 0
         for group in self._groups:
-            values = action_pred[:, : self.horizon, start : start + group.width]
-            start += group.width
+            values = action_pred[:, : self.horizon, self.columns[group.name]]
             if group.mean_std:
                 values = unnormalize_mean_std(values, group.a, group.b)
             else:
@@ -276,3 +278,28 @@ class ActionDecoder:
                 values = values.astype(np.float64) + reference[:, None, :]
             decoded[group.name] = values.astype(np.float32)
         return decoded
+
+    def encode(self, actions: Mapping[str, np.ndarray], states: Mapping[str, np.ndarray]) -> np.ndarray:
+        """{group: [B, horizon, D]} in robot units -> the normalized actions [B, horizon, width] float32 that decode
+        to them: RELATIVE groups less the last raw state (`states`, as for decoding), then normalized with the
+        statistics of each step (per-step for relative groups), min/max groups clipped to [-1, 1] as decoding clips
+        them. Groups absent from `actions` stay 0; dims whose min equals max encode to 0 (they decode to that value
+        whatever the model says)."""
+        unknown = [g for g in actions if g not in self.dims]
+        if unknown:
+            raise ValueError(f"actions of unknown groups {unknown}; the action groups are {list(self.dims)}")
+        batch = next(iter(actions.values())).shape[0] if actions else 0
+        encoded = np.zeros((batch, self.horizon, self.width), np.float32)
+        for group in self._groups:
+            if group.name not in actions:
+                continue
+            values = np.asarray(actions[group.name], dtype=np.float64)
+            _check_width(values, (batch, self.horizon, group.width), f"actions of {group.name!r}")
+            if group.relative_to is not None:
+                values = values - states[group.relative_to][:, -1].astype(np.float64)[:, None, :]
+            if group.mean_std:
+                normalized = normalize_mean_std(values, group.a, group.b)
+            else:
+                normalized = np.clip(normalize_min_max(values, group.a, group.b), -1.0, 1.0)
+            encoded[..., self.columns[group.name]] = normalized
+        return encoded

@@ -266,7 +266,8 @@ class Gr00tNode(LifecycleNode):
             )
         if p.compressed_image_topic:
             self._receiver.subscribe(
-                CompressedImage, p.compressed_image_topic, qos_profile_sensor_data, "camera", image_bytes(p.max_image_pixels),
+                CompressedImage, p.compressed_image_topic, qos_profile_sensor_data, "camera",
+                image_bytes(p.max_image_pixels),
                 lambda msg, info: self._on_image(msg, info, True),
             )
         self._receiver.subscribe(
@@ -295,7 +296,8 @@ class Gr00tNode(LifecycleNode):
 
     def _on_instruction(self, msg: String, info: dict) -> None:
         if "\ufffd" in msg.data:  # rclpy decodes bytes that are not UTF-8 as U+FFFD: the text was corrupted
-            self._receiver.reject("instruction", f"the instruction on {self._params.instruction_topic} is not valid UTF-8")
+            topic = self._params.instruction_topic
+            self._receiver.reject("instruction", f"the instruction on {topic} is not valid UTF-8")
             self._on_bad_instruction("the instruction is not valid UTF-8")
         else:
             self._inputs.put_instruction(msg.data)

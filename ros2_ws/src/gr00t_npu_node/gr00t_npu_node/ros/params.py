@@ -31,12 +31,12 @@ SCALAR_DEFAULTS: dict[str, tuple[Any, str]] = {
     "action_rate_hz": (20.0, "rate of the action steps in a chunk (step i is at (i+1)/rate after the start)"),
     "execute_steps": (8, "steps of each chunk executed before the next inference starts (1..horizon)"),
     "handover_steps": (8, "steps over which the first chunk after a handover blends from the measured position"),
-    "real_time_chunking": (False, "generate each chunk while the running one executes, continuing it (Black et al. 2025)"),
+    "real_time_chunking": (False, "generate each chunk while the running one executes, continuing it (RTC)"),
     "rtc_mode": ("", "real-time chunking: guided, identity or prefix; empty = the device's default"),
-    "rtc_latency_margin": (0.02, "s added to the inference latency's 95th percentile when scheduling the next inference"),
+    "rtc_latency_margin": (0.02, "s added to the inference latency's 95th percentile to schedule the next inference"),
     "max_observation_age": (0.3, "s; older image or joint state -> no inference, hold once"),
     "max_sync_skew": (0.05, "s; image and joint-state stamps further apart -> no inference"),
-    "max_clock_skew": (0.1, "s; inputs stamped further ahead of the node's clock are rejected (a sender's clock is off)"),
+    "max_clock_skew": (0.1, "s; inputs stamped further ahead of the node's clock are rejected (the sender's is off)"),
     "max_image_pixels": (16_777_216, "frames with more pixels (width x height) are rejected before decoding"),
     "max_instruction_tokens": (128, "instructions longer than this (in tokens) are refused: no inference, hold"),
     "max_trajectory_points": (1000, "teleop trajectories with more points are rejected before any per-point work"),
@@ -172,7 +172,8 @@ def unknown_parameters(given: Iterable[str], declared: Iterable[str]) -> list[st
     problems = []
     for name in sorted(set(given) - known):
         parts = name.split(".")
-        if name.startswith("qos_overrides.") or (len(parts) == 3 and parts[0] == "joint_groups" and parts[2] in GROUP_PARAMETERS):
+        group_parameter = len(parts) == 3 and parts[0] == "joint_groups" and parts[2] in GROUP_PARAMETERS
+        if name.startswith("qos_overrides.") or group_parameter:
             continue
         close = difflib.get_close_matches(name, sorted(known), n=1)
         problems.append(f"{name} (did you mean {close[0]}?)" if close else name)

@@ -1,4 +1,5 @@
-"""The one place the node obtains its policy (the ROS layer reaches torch only through `gr00t_npu_node.policy`)."""
+"""The one place the node obtains its policy: the ROS layer reaches the model only here (gr00t_npu_node.policy, and
+the embedded tiny checkpoint when no model_path is given)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -6,11 +7,12 @@ from pathlib import Path
 from gr00t_npu_node.cache import cache_dir
 from gr00t_npu_node.policy import Gr00tPolicy
 from gr00t_npu_node.ros.params import NodeParams
+from gr00t_npu_node.tiny import write_tiny_checkpoint
 
 
 def tiny_checkpoint_dir() -> Path:
     """The embedded tiny random-weight checkpoint, created once per user (about a second) and then reused."""
-    return Gr00tPolicy.create_tiny(cache_dir() / "tiny")
+    return write_tiny_checkpoint(cache_dir() / "tiny")
 
 
 def load_policy(params: NodeParams) -> Gr00tPolicy:

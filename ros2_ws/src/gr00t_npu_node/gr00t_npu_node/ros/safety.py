@@ -222,7 +222,8 @@ class SafetyGate:
         if ahead_s > self._timing.max_clock_skew_s:
             self._monitor.count("dropped_chunks")
             self._monitor.fault(
-                "policy", f"chunk would start {ahead_s:.3f} s after the node's clock, more than max_clock_skew: dropped",
+                "policy",
+                f"chunk would start {ahead_s:.3f} s after the node's clock, more than max_clock_skew: dropped",
                 ERROR,
             )
             return None

@@ -255,10 +255,11 @@ class InferenceWorker:
                 "joint_states",
                 f"closest joint state is {skew_s:.3f} s from the image (max_sync_skew {p.max_sync_skew} s)",
             )
-        if snapshot.joint_conflict is not None and (now_ns - snapshot.joint_conflict[0]) * 1e-9 <= p.max_observation_age:
+        conflict = snapshot.joint_conflict
+        if conflict is not None and (now_ns - conflict[0]) * 1e-9 <= p.max_observation_age:
             raise InputFault(
                 "joint_states",
-                f"joint positions jump: {snapshot.joint_conflict[1]}; do two publishers on {p.joint_states_topic} "
+                f"joint positions jump: {conflict[1]}; do two publishers on {p.joint_states_topic} "
                 "report the same joints?",
             )
         instruction = self._checked_instruction(snapshot)
@@ -316,7 +317,8 @@ class InferenceWorker:
             raise InputFault("camera", str(err)) from None
         if rgb.shape[:2] != (height, width):
             self._monitor.count("rejected_images")
-            raise InputFault("camera", f"compressed frame header says {width}x{height} but it decoded to {rgb.shape[1]}x{rgb.shape[0]}")
+            decoded = f"{rgb.shape[1]}x{rgb.shape[0]}"
+            raise InputFault("camera", f"compressed frame header says {width}x{height} but it decoded to {decoded}")
         self._check_image_size(width, height)
         return rgb
 

@@ -99,7 +99,8 @@ def load_joint_layout(config_path: Path | None = None) -> JointLayout:
     command_topics = {g: params["joint_groups"][g].get("topic")
                       or f"{params['joint_groups'][g].get('controller', g)}/joint_trajectory" for g in policy_groups}
     return JointLayout(groups, position_min, position_max, policy_groups, float(params.get("action_rate_hz", 20.0)),
-                       int(params.get("execute_steps", 8)), command_topics, bool(params.get("real_time_chunking", False)))
+                       int(params.get("execute_steps", 8)), command_topics,
+                       bool(params.get("real_time_chunking", False)))
 
 
 def resolve_topic(name: str, namespace: str = "") -> str:

@@ -1,12 +1,14 @@
-"""How smoothly one chunk hands over to the next, at the new chunk's first point t0 (all from planned positions,
-so that offline predictions and recorded commands are measured alike):
+"""How smoothly one chunk hands over to the next. The robot executes the running plan until t0, the new plan's
+first point that departs from it (a chunk generated with real-time chunking starts with the running chunk's own
+points, the steps executed during its inference; otherwise t0 is the new plan's first point), and the new plan
+from t0 on. At t0, from planned positions (so that offline predictions and recorded commands are measured alike):
 
-    jump           |q_new(t0) - q_run(t0)|: the new plan against the running plan at that time
-    velocity step  |(q_new(t0 + dt) - q_new(t0)) - (q_run(t0 + dt) - q_run(t0))| / dt
+    jump           |q_new(t0) - q_run(t0)|
+    velocity step  |(q_new(t0 + dt) - q_new(t0)) - (q_run(t0) - q_run(t0 - dt))| / dt
     acceleration   |q_new(t0 + dt) - 2 q_new(t0) + q_run(t0 - dt)| / dt^2, the executed path across the switch
 
-each the largest over the group's joints; dt is one step. A plan past its last point rests there. Real-time
-chunking exists to make these small."""
+each the largest over the group's joints; dt is one step. A plan past its last point rests there (a robot whose
+chunk ran out before the next one came stopped). Real-time chunking exists to make these small."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -33,16 +35,32 @@ class Switch:
     jump: float
     velocity_step: float
     acceleration: float
+    gap: bool  # the running plan ended more than a step before the new one began: the robot stopped between them
+
+
+TAKEOVER_TOLERANCE = 1e-9  # rad: a point this close to the running plan is that plan's own point
+
+
+def takeover_time(running: Plan, new: Plan) -> float:
+    """The first point of `new` that departs from the running plan while that plan lasts; `new`'s first point if
+    none does (the two are one continuous path)."""
+    for t, q in zip(new.times, new.positions):
+        if t > running.times[-1]:
+            break
+        if np.max(np.abs(q - running.at(t))) > TAKEOVER_TOLERANCE:
+            return float(t)
+    return float(new.times[0])
 
 
 def switch(running: Plan, new: Plan, step: float) -> Switch:
-    t0 = float(new.times[0])
+    t0 = takeover_time(running, new)
     q0, q1 = new.at(t0), new.at(t0 + step)
-    r0, r1, r_before = running.at(t0), running.at(t0 + step), running.at(t0 - step)
+    r0, r_before = running.at(t0), running.at(t0 - step)
     return Switch(
         jump=float(np.max(np.abs(q0 - r0))),
-        velocity_step=float(np.max(np.abs((q1 - q0) - (r1 - r0))) / step),
+        velocity_step=float(np.max(np.abs((q1 - q0) - (r0 - r_before))) / step),
         acceleration=float(np.max(np.abs(q1 - 2 * q0 + r_before)) / step**2),
+        gap=bool(new.times[0] > running.times[-1] + step * (1 + 1e-6)),
     )
 
 
