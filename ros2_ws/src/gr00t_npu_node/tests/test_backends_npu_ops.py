@@ -393,3 +393,9 @@ def test_w8a16_rejects_k_or_n_beyond_the_kernels_range():
     x = torch.zeros(1, 65536, dtype=torch.bfloat16)
     with pytest.raises(NpuOpContractError, match=r"k, n must lie in \[1, 65535\]"):
         npu.npu_weight_quant_batchmatmul(x, torch.zeros(65536, 1, dtype=torch.int8), torch.ones(1, dtype=torch.bfloat16))
+
+
+def test_w8a16_refuses_to_be_differentiated_as_the_kernel_has_no_backward():
+    x = bf16(3, 64, seed=1).requires_grad_(True)
+    with pytest.raises(NpuOpContractError, match="has no backward"):
+        npu.npu_weight_quant_batchmatmul(x, int8(64, 16, seed=2), torch.full((16,), 0.5, dtype=torch.bfloat16))

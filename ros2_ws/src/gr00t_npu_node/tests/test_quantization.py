@@ -75,6 +75,27 @@ def test_each_devices_int8_product_is_the_reference_product(device, group_size):
     torch.testing.assert_close(reference.double(), exact, rtol=2**-8, atol=1e-3)
 
 
+@pytest.mark.parametrize("device", ["cpu", "npu-emulated"])
+def test_int8_layers_differentiate_against_their_dequantized_weight(device):
+    """Guided real-time chunking takes a vector-Jacobian product through the DiT (torch.func.vjp): the W8A16 kernels
+    have no backward of their own (_weight_int8pack_mm raises; npu_weight_quant_batchmatmul has none on the NPU),
+    so the layer's input gradient must be the cotangent times the dequantized weight."""
+    weight = torch.randn(40, 96, generator=torch.Generator().manual_seed(1)).to(torch.bfloat16) * 0.05
+    q, scale = quantize_weight(weight, None)
+    layer = QuantizedLinear(q, scale, torch.randn(40).to(torch.bfloat16), None, get_backend(device))
+    x = torch.randn(2, 7, 96, generator=torch.Generator().manual_seed(2)).to(torch.bfloat16)
+    cotangent = torch.randn(2, 7, 40, generator=torch.Generator().manual_seed(3)).to(torch.bfloat16)
+    with torch.inference_mode():
+        forward = layer(x)
+    output, vjp = torch.func.vjp(layer, x)
+    (gradient,) = vjp(cotangent)
+    torch.testing.assert_close(output, forward, rtol=0, atol=0)  # the device's kernel, not another product
+    expected = cotangent.double() @ layer.dequantized().double()
+    # One bfloat16 rounding of sums of magnitude ~1 (the matmul runs in bfloat16, like the forward pass).
+    torch.testing.assert_close(gradient.double(), expected, rtol=2**-7, atol=2e-2)
+    assert gradient.abs().max() > 0.1
+
+
 GOLDEN_CASES = {
     "cpu-plain": (lambda: get_backend("cpu").plain(), None, False),
     "cpu": (CpuBackend, None, True),
