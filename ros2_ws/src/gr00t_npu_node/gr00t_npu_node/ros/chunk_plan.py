@@ -28,6 +28,14 @@ class PlannedChunk:
     def num_points(self) -> int:
         return self.positions.shape[0]
 
+    def positions_at(self, times_ns: np.ndarray) -> np.ndarray:
+        """[len(times_ns), J]: where a controller executing this chunk is at each time, linear from `reference`
+        at `start_ns` through the points, at rest at the last one after it."""
+        step_ns = round(self.step_s * 1e9)
+        due_ns = self.start_ns + np.arange(self.num_points + 1, dtype=np.int64) * step_ns
+        points = np.concatenate((self.reference[None, :], self.positions))
+        return np.stack([np.interp(times_ns, due_ns, q) for q in points.T], axis=1)
+
 
 def steps_in_past(observation_stamp_ns: int, now_ns: int, step_s: float) -> int:
     """Number of steps (i + 1) * step_s after the observation that are already due at `now_ns`."""

@@ -36,6 +36,7 @@ import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.clock import Clock, ClockType
+from rclpy.exceptions import InvalidHandle
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from rclpy.signals import SignalHandlerOptions
@@ -164,10 +165,14 @@ class Gr00tNode(LifecycleNode):
         return TransitionCallbackReturn.SUCCESS
 
     def stop(self) -> None:
-        """Hold and stop the output (also what SIGINT/SIGTERM do before the process exits)."""
+        """Hold, stop the output and release the node's entities."""
+        self.finalize()
+        self._teardown()
+
+    def finalize(self) -> None:
+        """Hold and stop the output for good (what SIGINT/SIGTERM do first, before the process exits)."""
         self._lifecycle = "finalized"
         self._stop_output()
-        self._teardown()
 
     def report_callback_error(self, err: Exception) -> None:
         self._monitor.count("callback_errors")
@@ -190,7 +195,8 @@ class Gr00tNode(LifecycleNode):
         policy = load_policy(p)
         loaded = time.monotonic()
         self._check_policy(policy, p)
-        policy.warmup(height=p.image_height, width=p.image_width)
+        rtc_mode = (p.rtc_mode or policy.default_rtc_mode) if p.real_time_chunking else None
+        policy.warmup(height=p.image_height, width=p.image_width, rtc_mode=rtc_mode)
         self._policy = policy
         self.get_logger().info(
             f"loaded {policy.description} in {loaded - started:.1f} s, warmed up in {time.monotonic() - loaded:.1f} s"
@@ -218,8 +224,8 @@ class Gr00tNode(LifecycleNode):
                 chunk_pub.publish(messages.action_chunk(chunk))
 
         self._worker = InferenceWorker(
-            policy=policy, params=p, inputs=inputs, mapper=mapper, gate=self._gate, monitor=self._monitor,
-            now_ns=self._now_ns, publish_monitors=publish_monitors,
+            policy=policy, params=p, rtc_mode=rtc_mode, inputs=inputs, mapper=mapper, gate=self._gate,
+            monitor=self._monitor, now_ns=self._now_ns, publish_monitors=publish_monitors,
         )
         self._subscribe(p)
         # On the steady clock: a paused simulation clock must not pause the watchdog.
@@ -483,6 +489,10 @@ def spin(node: Gr00tNode, stop_requested: threading.Event) -> None:
         while node.context.ok() and not stop_requested.is_set():
             try:
                 spin_once(SPIN_WAKE_S)
+            except InvalidHandle:
+                # The other thread destroyed an entity this one was waiting on (a lifecycle transition): the next
+                # wait leaves it out.
+                continue
             except Exception as err:  # one failing callback must not take the hold and the diagnostics down
                 node.report_callback_error(err)
 
@@ -493,8 +503,9 @@ def spin(node: Gr00tNode, stop_requested: threading.Event) -> None:
         run(executor.spin_once)
     finally:
         stop_requested.set()
-        node.stop()
+        node.finalize()
         safety_thread.join(SHUTDOWN_WAIT_S)
+        node.stop()
         safety_executor.shutdown(timeout_sec=SHUTDOWN_WAIT_S)
         executor.shutdown(timeout_sec=SHUTDOWN_WAIT_S)
 

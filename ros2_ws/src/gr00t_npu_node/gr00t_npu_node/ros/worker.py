@@ -55,6 +55,7 @@ class InferenceWorker:
         *,
         policy,
         params: NodeParams,
+        rtc_mode: Optional[str],
         inputs: InputBuffer,
         mapper: JointStateMapper,
         gate: SafetyGate,
@@ -79,7 +80,7 @@ class InferenceWorker:
         self._next_due_ns = 0
         self._running: Optional[PlannedChunk] = None  # the chunk last published, as published
         self._latencies_ns: deque[int] = deque(maxlen=LATENCY_WINDOW)  # on the node's clock (sim time included)
-        self._rtc_mode = (params.rtc_mode or policy.default_rtc_mode) if params.real_time_chunking else None
+        self._rtc_mode = rtc_mode
         self._token_counts: tuple[str, int] = ("", 0)  # the last instruction counted (tokenizing is not free)
 
     def start(self) -> None:
@@ -218,7 +219,7 @@ class InferenceWorker:
                 "execute_steps or use a faster device",
             )
             return None
-        planned = np.stack([np.interp(times, running_times, q) for q in running.positions.T], axis=1)
+        planned = running.positions_at(times)
         splits = np.cumsum([len(group.joints) for group in self._params.groups.values()])[:-1]
         target = dict(zip(self._params.groups, np.split(planned, splits, axis=1)))
         return ChunkGuidance(target, frozen_steps=frozen, overlap_steps=overlap, mode=self._rtc_mode)

@@ -111,8 +111,14 @@ class _RecordingThread(threading.Thread):
 
 def replay_into_node(bag_path: Path | str, out: Path | str, layout: JointLayout, *, topics: Topics = Topics(),
                      namespace: str = "", rate: float = 1.0, start_timeout: float = 120.0,
-                     finish_timeout: float = 30.0) -> LiveRun:
-    """Play the bag's node inputs into the running node and record its commands to the new bag `out`."""
+                     finish_timeout: float = 30.0, joint_states_from_bag: bool = True,
+                     clock_subscribers: int = 2) -> LiveRun:
+    """Play the bag's node inputs into the running node and record its commands to the new bag `out`.
+
+    `joint_states_from_bag` False leaves the joint states to a robot (real or simulated) that executes the
+    commands: the loop closed, instead of the recorded states, which ignore what the node commands.
+    `clock_subscribers`: how many subscribers /clock has when every participant on the replayed clock is up (the
+    node and our recorder; more when others run on it, such as a simulated robot or other nodes in the domain)."""
     camera_stamps, last_input_ns = replayed_camera_stamps(bag_path, topics)
     command_topics = layout.resolved_command_topics(namespace)
     latency_topic = resolve_topic(f"{NODE_NAME}/inference_latency", namespace)
@@ -127,13 +133,13 @@ def replay_into_node(bag_path: Path | str, out: Path | str, layout: JointLayout,
                                    f"{latency_topic} did not appear within {start_timeout} s: is gr00t_node running "
                                    f"(namespace {namespace!r}) and active?")
             time.sleep(0.05)
-        inputs = [topics.camera, topics.joint_states, topics.instruction]
+        inputs = [topics.camera, *([topics.joint_states] if joint_states_from_bag else []), topics.instruction]
         # The node subscribes to relative names: in a namespace, the bag's topics move into it.
         remap = {t: resolve_topic(t.lstrip("/"), namespace) for t in inputs} if namespace else None
-        # Both the node and our recorder run on sim time: neither may miss the first /clock messages.
+        # Everyone on sim time (the node, our recorder, ...) must be up before the first /clock message.
         try:
             played = play_bag(bag_path, rate=rate, topics=inputs, remap=remap, clock_hz=CLOCK_HZ,
-                              wait_for={**{t: 1 for t in inputs}, "/clock": 2}, wait_timeout=start_timeout)
+                              wait_for={**{t: 1 for t in inputs}, "/clock": clock_subscribers}, wait_timeout=start_timeout)
         except SubscriberTimeout as err:
             raise TimeoutError(f"{err}; check the node's image_topic, joint_states_topic and instruction_topic "
                                "and that it runs with use_sim_time:=true") from None

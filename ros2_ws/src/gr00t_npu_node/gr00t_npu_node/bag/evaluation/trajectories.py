@@ -53,7 +53,7 @@ def _group_trajectory(receive_ns: int, data: bytes) -> GroupTrajectory:
 class CommandLog:
     chunks: list[CommandChunk]            # policy chunks in stamp order
     hold_times: dict[str, list[int]]      # per group: receive times of hold commands (stamp 0, "stay where you are")
-    arrival_stamps: dict[str, list[int]]  # per group: chunk stamps in the order they were recorded
+    arrivals: dict[str, list[tuple[int, int]]]  # per group: (receive time, chunk stamp) in the order recorded
 
     @property
     def holds(self) -> dict[str, int]:
@@ -69,13 +69,13 @@ def read_command_log(path: Path | str, command_topics: dict[str, str]) -> Comman
         group_of = {t: g for g, t in command_topics.items()}
         by_stamp: dict[int, dict[str, GroupTrajectory]] = {}
         hold_times: dict[str, list[int]] = {g: [] for g in command_topics}
-        arrival_stamps: dict[str, list[int]] = {g: [] for g in command_topics}
+        arrivals: dict[str, list[tuple[int, int]]] = {g: [] for g in command_topics}
         for topic, receive_ns, data in bag.messages(list(command_topics.values())):
             group, trajectory = group_of[topic], _group_trajectory(receive_ns, data)
             if trajectory.start_ns == 0:
                 hold_times[group].append(receive_ns)
                 continue
-            arrival_stamps[group].append(trajectory.start_ns)
+            arrivals[group].append((receive_ns, trajectory.start_ns))
             chunk = by_stamp.setdefault(trajectory.start_ns, {})
             if group in chunk:
                 raise BagError(f"{path}: two {group} trajectories stamped {trajectory.start_ns} ns")
@@ -83,7 +83,7 @@ def read_command_log(path: Path | str, command_topics: dict[str, str]) -> Comman
     if incomplete := [s for s, groups in by_stamp.items() if len(groups) != len(command_topics)]:
         raise BagError(f"{path}: chunks stamped {sorted(incomplete)[:5]} ns lack some groups' trajectories "
                        "(the node publishes every group of a chunk or none)")
-    return CommandLog([CommandChunk(s, by_stamp[s]) for s in sorted(by_stamp)], hold_times, arrival_stamps)
+    return CommandLog([CommandChunk(s, by_stamp[s]) for s in sorted(by_stamp)], hold_times, arrivals)
 
 
 def read_latencies(path: Path | str, topic: str) -> list[float]:

@@ -1,0 +1,101 @@
+"""A robot for replays with the loop closed: for each commanded group it executes trajectories the way a
+joint_trajectory_controller does (a new trajectory replaces the old one on receipt, starting from the state it
+was in then; stamp 0 means "start on receipt"; points already due are skipped; linear between points, resting at
+the last), and it publishes
+joint states on the sim clock like a joint_state_broadcaster. Joints nobody commands stay where they started."""
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import rclpy
+from rclpy.executors import SingleThreadedExecutor
+from rclpy.parameter import Parameter
+from rclpy.signals import SignalHandlerOptions
+from sensor_msgs.msg import JointState
+from trajectory_msgs.msg import JointTrajectory
+
+NS = 1_000_000_000
+STATE_PERIOD_S = 0.01  # joint states every 10 ms of sim time
+
+
+@dataclass
+class _Running:
+    times_ns: np.ndarray  # due time of the state at receipt, then of each point
+    positions: np.ndarray  # [1 + points, joints]
+
+
+class SimulatedRobot:
+    def __init__(self, namespace: str, groups: dict[str, tuple[str, ...]], command_topics: dict[str, str],
+                 initial: dict[str, float]):
+        """`groups` joint names per commanded group, `command_topics` their trajectory topics (absolute),
+        `initial` the position of every joint the robot reports."""
+        self._groups = groups
+        self._positions = dict(initial)
+        self._running: dict[str, _Running] = {}
+        self._lock = threading.Lock()
+        self.context = rclpy.Context()
+        rclpy.init(context=self.context, signal_handler_options=SignalHandlerOptions.NO)
+        self.node = rclpy.create_node("simulated_robot", namespace=namespace, context=self.context,
+                                      parameter_overrides=[Parameter("use_sim_time", value=True)])
+        self._publisher = self.node.create_publisher(JointState, "joint_states", 10)
+        self._subscriptions = [
+            self.node.create_subscription(JointTrajectory, topic, lambda msg, g=group: self._command(g, msg), 10)
+            for group, topic in command_topics.items()
+        ]
+        self.node.create_timer(STATE_PERIOD_S, self._publish_state)
+        self._executor = SingleThreadedExecutor(context=self.context)
+        self._executor.add_node(self.node)
+        self._thread = threading.Thread(target=self._executor.spin, daemon=True)
+        self._thread.start()
+
+    def wait_connected(self, timeout_s: float) -> None:
+        """Until the node subscribes to the joint states and publishes every command topic (discovery takes up
+        to a second or so: a replay started before would leave the node without joint states at first)."""
+        deadline = time.monotonic() + timeout_s
+        while self._publisher.get_subscription_count() == 0 or any(
+            s.get_publisher_count() == 0 for s in self._subscriptions
+        ):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"the node did not connect to the simulated robot within {timeout_s} s")
+            time.sleep(0.02)
+
+    def _now_ns(self) -> int:
+        return self.node.get_clock().now().nanoseconds
+
+    def _command(self, group: str, msg: JointTrajectory) -> None:
+        now = self._now_ns()
+        with self._lock:
+            self._advance(now)
+            order = [list(msg.joint_names).index(j) for j in self._groups[group]]
+            start = msg.header.stamp.sec * NS + msg.header.stamp.nanosec or now
+            due = [start + p.time_from_start.sec * NS + p.time_from_start.nanosec for p in msg.points]
+            ahead = [i for i, t in enumerate(due) if t > now] or [len(due) - 1]
+            times = [now] + [max(due[i], now + 1) for i in ahead]
+            current = [self._positions[j] for j in self._groups[group]]
+            points = [current] + [[msg.points[i].positions[k] for k in order] for i in ahead]
+            self._running[group] = _Running(np.array(times, dtype=np.int64), np.array(points))
+
+    def _advance(self, now_ns: int) -> None:
+        for group, running in self._running.items():
+            q = [np.interp(now_ns, running.times_ns, column) for column in running.positions.T]
+            self._positions.update(zip(self._groups[group], q))
+
+    def _publish_state(self) -> None:
+        now = self._now_ns()
+        if now == 0:  # no /clock yet
+            return
+        with self._lock:
+            self._advance(now)
+            names, positions = list(self._positions), list(self._positions.values())
+        msg = JointState(name=names, position=positions)
+        msg.header.stamp = self.node.get_clock().now().to_msg()
+        self._publisher.publish(msg)
+
+    def close(self) -> None:
+        self._executor.shutdown()
+        self._thread.join()
+        self.node.destroy_node()
+        self.context.try_shutdown()
