@@ -75,7 +75,9 @@ def resolve_weights(
             raise ValueError(f"weight_group_size {group_size} needs weight_dtype='int8' (the weights are {name})")
         return None
     if weight_dtype != INT8:
-        raise ValueError(f"weight_dtype {weight_dtype!r} is not supported: use 'int8', or leave it empty for {name} weights")
+        raise ValueError(
+            f"weight_dtype {weight_dtype!r} is not supported: use 'int8', or leave it empty for {name} weights"
+        )
     if dtype not in (torch.bfloat16, torch.float16):
         raise ValueError(
             f"weight_dtype='int8' computes with bfloat16 or float16 activations (W8A16), and dtype is {name}: "

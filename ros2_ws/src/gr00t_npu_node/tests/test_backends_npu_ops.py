@@ -347,7 +347,9 @@ def test_w8a16_computes_the_dequantized_product_in_every_quantization_mode(dtype
     bias = torch.randn(48).to(npu.W8A16_BIAS_DTYPE[dtype])
     # The (k, n) weight as the transpose of the [n, k] layout (the recommended per-channel form), and contiguous.
     for weight in (weight_nk.t(), weight_nk.t().contiguous()):
-        out = npu.npu_weight_quant_batchmatmul(x, weight, scale, antiquant_offset=offset, bias=bias, antiquant_group_size=group)
+        out = npu.npu_weight_quant_batchmatmul(
+            x, weight, scale, antiquant_offset=offset, bias=bias, antiquant_group_size=group
+        )
         assert out.dtype == dtype and out.shape == (5, 48)
         expected = w8a16_reference(x, weight, scale, offset, bias, group)
         # One rounding to the activations' dtype (8 significant bits for bfloat16).
@@ -374,9 +376,11 @@ def test_w8a16_without_offset_or_bias_is_the_scaled_integer_product():
         (lambda a: {**a, "antiquant_scale": a["antiquant_scale"][:40]}, r"\(1,\) or \(1, 1\) per tensor"),
         (lambda a: {**a, "antiquant_group_size": 48}, "must be a multiple of 32"),
         (lambda a: {**a, "antiquant_group_size": 96}, r"in \[32, k - 1 = 95\]"),
-        (lambda a: {**a, "antiquant_group_size": 32}, r"per-group antiquant_scale must be \(ceil\(k / group\) = 3, n = 48\)"),
+        (lambda a: {**a, "antiquant_group_size": 32},
+         r"per-group antiquant_scale must be \(ceil\(k / group\) = 3, n = 48\)"),
         (lambda a: {**a, "antiquant_offset": a["antiquant_scale"][None]}, "antiquant_offset .* must match"),
-        (lambda a: {**a, "bias": torch.zeros(48, dtype=torch.bfloat16)}, "for torch.bfloat16 x the bias must be torch.float32"),
+        (lambda a: {**a, "bias": torch.zeros(48, dtype=torch.bfloat16)},
+         "for torch.bfloat16 x the bias must be torch.float32"),
         (lambda a: {**a, "bias": torch.zeros(47)}, r"bias must be a contiguous \(n,\) or \(1, n\)"),
         (lambda a: {**a, "quant_scale": torch.ones(48)}, "output quantization .* is not emulated"),
         (lambda a: {**a, "inner_precise": 2}, "inner_precise 2"),
@@ -392,7 +396,9 @@ def test_w8a16_rejects_what_the_kernel_rejects(change, message):
 def test_w8a16_rejects_k_or_n_beyond_the_kernels_range():
     x = torch.zeros(1, 65536, dtype=torch.bfloat16)
     with pytest.raises(NpuOpContractError, match=r"k, n must lie in \[1, 65535\]"):
-        npu.npu_weight_quant_batchmatmul(x, torch.zeros(65536, 1, dtype=torch.int8), torch.ones(1, dtype=torch.bfloat16))
+        npu.npu_weight_quant_batchmatmul(
+            x, torch.zeros(65536, 1, dtype=torch.int8), torch.ones(1, dtype=torch.bfloat16)
+        )
 
 
 def test_w8a16_refuses_to_be_differentiated_as_the_kernel_has_no_backward():

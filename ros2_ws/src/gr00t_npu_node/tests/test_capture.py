@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The captured parts of the optimized path (vision tower, LLM, denoising context; the loop: test_compile), each
 compiled as one graph (`fullgraph=True`: a graph break fails) on the CPU's inductor and on the NPU code path
 (npu-emulated: inductor in place of torchair), against the same functions run eagerly on the same inputs. One model

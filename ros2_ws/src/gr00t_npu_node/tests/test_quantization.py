@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Weight-only int8: the quantization itself, which layers it takes, each device's int8 product against the
 reference, and upstream's golden case through the model and the public API (weight_dtype='int8').
 
@@ -21,7 +22,8 @@ from gr00t_npu_node.model.quantization import INT8_MAX, Int8Weights, QuantizedLi
 from gr00t_npu_node.policy import Gr00tPolicy
 
 GOLDEN_TOLERANCE = 0.08  # normalized action_pred, as test_model_golden asks of bfloat16
-DECODED_TOLERANCE = 0.2  # rad: GOLDEN_TOLERANCE through the widest group's half-range (hands' relative 1.2 rad) and margin
+# rad: GOLDEN_TOLERANCE through the widest group's half-range (the hands' relative 1.2 rad), with margin.
+DECODED_TOLERANCE = 0.2
 
 
 @pytest.mark.parametrize("group_size", [None, 32, 48])

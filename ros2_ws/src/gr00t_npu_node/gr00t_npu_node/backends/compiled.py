@@ -14,7 +14,8 @@ def with_own_code(fn: Callable) -> Callable:
     (one graph per text bucket each) would share, and soon exhaust, one budget."""
     function = fn.__func__ if isinstance(fn, types.MethodType) else fn
     copy = types.FunctionType(
-        function.__code__.replace(), function.__globals__, function.__name__, function.__defaults__, function.__closure__
+        function.__code__.replace(), function.__globals__, function.__name__, function.__defaults__,
+        function.__closure__,
     )
     copy.__kwdefaults__ = function.__kwdefaults__
     copy.__qualname__ = function.__qualname__

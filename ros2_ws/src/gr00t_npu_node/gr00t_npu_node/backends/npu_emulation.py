@@ -362,7 +362,8 @@ def npu_add_rms_norm(
 
 
 def _plain_or_transposed(t: torch.Tensor) -> bool:
-    """Contiguous, or the transpose of a contiguous 2-D tensor: the only non-contiguous inputs the W8A16 kernel takes."""
+    """Contiguous, or the transpose of a contiguous 2-D tensor: the only non-contiguous inputs the W8A16 kernel
+    takes."""
     return t.is_contiguous() or (t.dim() == 2 and t.t().is_contiguous())
 
 
@@ -405,7 +406,8 @@ def npu_weight_quant_batchmatmul(
                  op, f"antiquant_group_size {antiquant_group_size} must be a multiple of 32 in [32, k - 1 = {k - 1}]")
         groups = -(-k // antiquant_group_size)
         _require(tuple(antiquant_scale.shape) == (groups, n), op,
-                 f"per-group antiquant_scale must be (ceil(k / group) = {groups}, n = {n}), got {tuple(antiquant_scale.shape)}")
+                 f"per-group antiquant_scale must be (ceil(k / group) = {groups}, n = {n}), "
+                 f"got {tuple(antiquant_scale.shape)}")
     else:
         _require(tuple(antiquant_scale.shape) in {(1,), (1, 1), (n,), (1, n)}, op,
                  f"antiquant_scale must be (1,) or (1, 1) per tensor, ({n},) or (1, {n}) per channel, "
@@ -419,7 +421,8 @@ def npu_weight_quant_batchmatmul(
                  f"bias must be a contiguous (n,) or (1, n) with n = {n}, got {tuple(bias.shape)}")
         _require(bias.dtype == W8A16_BIAS_DTYPE[x.dtype], op,
                  f"bias dtype {bias.dtype}: for {x.dtype} x the bias must be {W8A16_BIAS_DTYPE[x.dtype]}")
-    _require(inner_precise in (0, 1), op, f"inner_precise {inner_precise} must be 0 (high precision) or 1 (high performance)")
+    _require(inner_precise in (0, 1), op,
+             f"inner_precise {inner_precise} must be 0 (high precision) or 1 (high performance)")
 
     scale = antiquant_scale.float().reshape(-1, n if antiquant_scale.numel() > 1 else 1)
     offset = torch.zeros_like(scale) if antiquant_offset is None else antiquant_offset.float().reshape(scale.shape)

@@ -25,8 +25,8 @@ Real-time chunking (`--rtc-modes`, all by default): on the last path, every roun
 mode, continuing a running chunk planned RTC_EXECUTE_STEPS steps earlier from the same images with other noise, which
 the robot has followed since (RTC_DELAY_STEPS of its remaining steps frozen). Reported per mode: its total, the
 latency it adds (median over the rounds of its total less the unguided total of the same round), its first call
-(the guided loop's compilation, where the backend compiles), and how far the chunk's guided overlap after the frozen steps lies from the running chunk's plan (RMS,
-robot units), next to the unguided chunk's distance.
+(the guided loop's compilation, where the backend compiles), and how far the chunk's guided overlap after the frozen
+steps lies from the running chunk's plan (RMS, robot units), next to the unguided chunk's distance.
 """
 from __future__ import annotations
 
@@ -111,7 +111,7 @@ def continued_chunk(policy: Gr00tPolicy, observation: dict, noise: torch.Tensor)
     followed it for RTC_EXECUTE_STEPS steps: the next observation (the same images, the state where the chunk put the
     joints) and the chunk's remaining steps as the target (held at its last point past its end)."""
     planned = policy.get_action(observation, noise=noise)
-    reached = {group: planned[group][:, RTC_EXECUTE_STEPS - 1 : RTC_EXECUTE_STEPS] for group in policy.state_dims}
+    reached = {group: planned[group][:, RTC_EXECUTE_STEPS - 1:RTC_EXECUTE_STEPS] for group in policy.state_dims}
     following = {**observation, STATE: {g: reached.get(g, s) for g, s in observation[STATE].items()}}
     target = {
         group: np.concatenate([chunk[0, RTC_EXECUTE_STEPS:], np.repeat(chunk[0, -1:], RTC_EXECUTE_STEPS, axis=0)])
@@ -183,7 +183,9 @@ def run(args: argparse.Namespace, paths: list[str], backend: Backend, dtype: tor
         result.seconds = {stage: [] for stage in STAGES}
 
     # The machine's ceilings at the model's shapes (the same for every path: each path's products have them).
-    matrix_probes = {stage: MatrixProbe(backend, stage_calls.linear, dtype) for stage, stage_calls in calls[paths[0]].items()}
+    matrix_probes = {
+        stage: MatrixProbe(backend, stage_calls.linear, dtype) for stage, stage_calls in calls[paths[0]].items()
+    }
     bandwidth_probe = BandwidthProbe(backend, dtype)
     matrix: dict[str, list[float]] = {stage: [] for stage in STAGE_MODULES}
     bandwidth: list[float] = []
@@ -286,7 +288,8 @@ def table(report: dict) -> str:
     path_floors = {path: floors(report, path) for path in paths}
     for stage in STAGES:
         for path, r in paths.items():
-            row = f"{stage:<12} {path:<10} {r['median'][stage] * 1e3:>8.1f} {r['p90'][stage] * 1e3:>8.1f} {r['best'][stage] * 1e3:>8.1f}"
+            times = "".join(f" {r[key][stage] * 1e3:>8.1f}" for key in ("median", "p90", "best"))
+            row = f"{stage:<12} {path:<10}{times}"
             if stage in path_floors[path]:
                 gflop = sum(r["gflop"].values()) if stage == "total" else r["gflop"][stage]
                 gbytes = sum(r["gbytes"].values()) if stage == "total" else r["gbytes"][stage]
@@ -370,7 +373,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--preset", choices=sorted(PRESETS), default="tiny")
     parser.add_argument("--device", default="cpu", help=f"one of {', '.join(DEVICES)} (cuda/npu may add :index)")
     parser.add_argument("--dtype", choices=("float32", "bfloat16", "float16"), default=None,
-                        help="default: the device's (bfloat16 on npu/cuda, float32 on cpu); int8 needs bfloat16/float16")
+                        help="default: the device's (bfloat16 on npu/cuda, float32 on cpu); the int8 path needs "
+                             "bfloat16/float16")
     parser.add_argument("--runs", type=int, default=5, help="timed rounds, each timing every path (default 5)")
     parser.add_argument("--warmup", type=int, default=2, help="untimed calls per path first (default 2)")
     parser.add_argument("--paths", default="plain,optimized",

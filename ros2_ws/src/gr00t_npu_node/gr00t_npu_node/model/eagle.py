@@ -60,7 +60,8 @@ class Eagle3VL(nn.Module):
         self.vision_model.vision_model.embeddings.resized_position_embedding(
             pixel_values.shape[-2] // p, pixel_values.shape[-1] // p
         )
-        self.language_model.model.rotary(length, self.language_model.model.embed_tokens.weight.dtype, pixel_values.device)
+        language = self.language_model.model
+        language.rotary(length, language.embed_tokens.weight.dtype, pixel_values.device)
 
     def image_token_count(self, pixel_values: torch.Tensor) -> int:
         """How many `<IMG_CONTEXT>` tokens the prompt must hold for these images."""

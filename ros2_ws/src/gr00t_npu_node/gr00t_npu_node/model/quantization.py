@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Weight-only int8 (W8A16): the linear layers whose weights dominate the bytes read per inference, stored as int8
 with a scale per output channel (or per group of input channels), quantized at load from the checkpoint's weights.
 Activations, norms, attention and every other weight stay in the model dtype; the backend runs the matrix products
@@ -26,7 +27,8 @@ INT8_MAX = 127
 # the embeddings and the projector.
 QUANTIZED_LAYERS = re.compile(
     r"backbone\.model\.language_model\.model\.layers\.\d+\.(self_attn\.[qkvo]_proj|mlp\.(gate|up|down)_proj)"
-    r"|action_head\.model\.(transformer_blocks\.\d+\.(attn1\.(to_q|to_k|to_v|to_out\.0)|ff\.net\.(0\.proj|2))|proj_out_2)"
+    r"|action_head\.model\.(transformer_blocks\.\d+\.(attn1\.(to_q|to_k|to_v|to_out\.0)|ff\.net\.(0\.proj|2))"
+    r"|proj_out_2)"
 )
 
 
@@ -123,7 +125,10 @@ def quantize_linear_layers(model: nn.Module, weights: Int8Weights, backend: Back
     """Replaces every nn.Linear named by QUANTIZED_LAYERS with a QuantizedLinear, one at a time, so that each
     full-precision weight is freed before the next is quantized (memory only shrinks). Returns how many were
     replaced."""
-    names = [name for name, module in model.named_modules() if type(module) is nn.Linear and QUANTIZED_LAYERS.fullmatch(name)]
+    names = [
+        name for name, module in model.named_modules()
+        if type(module) is nn.Linear and QUANTIZED_LAYERS.fullmatch(name)
+    ]
     with torch.no_grad():
         for name in names:
             parent_name, _, leaf = name.rpartition(".")
