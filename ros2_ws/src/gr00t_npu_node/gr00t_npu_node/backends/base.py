@@ -27,15 +27,6 @@ def fused_rms_norm(x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.T
     return weight * F.rms_norm(x.float(), (x.shape[-1],), eps=eps).to(x.dtype)
 
 
-def weight_int8pack_linear(layer: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """`Backend.int8_linear` with one scale per output channel through PyTorch's W8A16 operator
-    `torch._weight_int8pack_mm` (x [m, k] times the int8 [n, k] weight, then the per-channel scale, in x's dtype);
-    inductor lowers the same operator to its weight-only-int8 GEMM template (`max_autotune`, frozen weights)."""
-    out = torch._weight_int8pack_mm(x.reshape(-1, layer.in_features), layer.weight, layer.scale)
-    out = out.view(*x.shape[:-1], layer.out_features)
-    return out if layer.bias is None else out + layer.bias
-
-
 class Backend:
     """Plain PyTorch reference implementation; device backends override what they accelerate."""
 
