@@ -37,9 +37,6 @@ class Backend:
     # The real-time chunking mode (gr00t_npu_node.guidance.RTC_MODES) a policy on this device uses by default: the
     # paper's guidance, unless its backward pass costs this device more than it is worth (see the device's backend).
     default_rtc_mode = "guided"
-    # A weight this large stays in the device's cache between back-to-back products (a CPU core's L2): the benchmark's
-    # matrix probe times products on weights this size to measure compute, not memory.
-    cache_resident_weight_bytes = 1 << 20
 
     def device(self) -> torch.device:
         return torch.device(self.device_type, self.index) if self.index is not None else torch.device(self.device_type)

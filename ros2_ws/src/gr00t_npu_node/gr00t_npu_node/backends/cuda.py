@@ -19,8 +19,6 @@ class CudaBackend(Backend):
     name = "cuda"
     device_type = "cuda"
     default_dtype = torch.bfloat16
-    # H100/H200: 50 MB of L2.
-    cache_resident_weight_bytes = 32 << 20
 
     def __init__(self, index: Optional[int] = None):
         if not torch.cuda.is_available():
@@ -49,9 +47,9 @@ class CudaBackend(Backend):
         return out if layer.bias is None else out + layer.bias
 
     def prepare(self, model: nn.Module) -> None:
-        """A model holding int8 weights is captured with max-autotune (CUDA graphs as well): only its GEMM
-        templates take the weight's conversion as a prologue; without it each conversion would write the bfloat16
-        weight out again, more bytes than bfloat16 weights."""
+        """A model holding int8 weights is captured with max-autotune (CUDA graphs as well): only its GEMM templates take
+        the weight's conversion as a prologue; without it each conversion would write the bfloat16 weight out
+        again, more bytes than bfloat16 weights."""
         if any(parameter.dtype == torch.int8 for parameter in model.parameters()):
             self.compile_mode = "max-autotune"
 

@@ -65,8 +65,6 @@ class NpuBackend(Backend):
     name = "npu"
     device_type = "npu"
     default_dtype = torch.bfloat16
-    # Atlas A2/A3 (Ascend 910B/910C): 192 MB of L2.
-    cache_resident_weight_bytes = 32 << 20
 
     def __init__(
         self,
@@ -197,7 +195,6 @@ class EmulatedNpuBackend(NpuBackend):
     name = "npu-emulated"
     device_type = "cpu"
     default_dtype = torch.bfloat16
-    cache_resident_weight_bytes = Backend.cache_resident_weight_bytes  # it runs on the CPU
 
     def __init__(self) -> None:
         super().__init__(npu_emulation)

@@ -268,41 +268,35 @@ BANDWIDTH_BYTES = 1 << 30
 
 
 class MatrixProbe:
-    """The machine's matrix throughput at a stage's GEMM shapes: per distinct (rows, in, out), a fresh layer in the
-    model dtype, put in the backend's fastest layout (`Backend.prepare`), timed repeated on cached weights. A layer
-    whose weight would not stay in the cache (`Backend.cache_resident_weight_bytes`) is probed on a slice of its
-    output channels that does, so that a memory-bound product (batch-1 DiT) is timed at its compute rate, not at its
-    memory traffic, which the byte floor counts. The ceiling is the stage's product FLOPs over the sum of its calls'
-    times at those rates."""
+    """The machine's matrix throughput at a stage's GEMM shapes: one fresh layer per distinct (rows, in, out) in the
+    model dtype, put in the backend's fastest layout (`Backend.prepare`), each timed repeated on cached weights;
+    the ceiling is the stage's product FLOPs over the sum of its calls' times."""
 
     def __init__(self, backend: Backend, calls: list[LinearCall], dtype: torch.dtype):
         self.backend = backend
         self.counts: dict[tuple[int, int, int], int] = {}
         for call in calls:
             self.counts[call.shape] = self.counts.get(call.shape, 0) + 1
-        self.layers: dict[tuple[int, int, int], tuple[nn.Module, torch.Tensor, int]] = {}
-        device, element = backend.device(), torch.empty(0, dtype=dtype).element_size()
+        self.layers: dict[tuple[int, int, int], tuple[nn.Module, torch.Tensor]] = {}
+        device = backend.device()
         for rows, inputs, outputs in self.counts:
-            probed = min(outputs, max(16, backend.cache_resident_weight_bytes // (inputs * element)))
-            layer = nn.Linear(inputs, probed, bias=False, dtype=dtype, device=device)
-            holder = nn.Sequential(layer).requires_grad_(False)
+            holder = nn.Sequential(nn.Linear(inputs, outputs, bias=False, dtype=dtype, device=device)).requires_grad_(False)
             backend.prepare(holder)
             x = torch.randn(rows, inputs, dtype=dtype, device=device)
-            self.layers[(rows, inputs, outputs)] = (holder, x, probed)
+            self.layers[(rows, inputs, outputs)] = (holder, x)
         self.flops = sum(2 * rows * i * o * n for (rows, i, o), n in self.counts.items())
 
     @torch.inference_mode()
     def gflops(self) -> float:
         seconds = 0.0
-        for (rows, inputs, outputs), (layer, x, probed) in self.layers.items():
+        for shape, (layer, x) in self.layers.items():
             layer(x)
             self.backend.synchronize()
             start = time.perf_counter()
             for _ in range(HOT_REPEATS):
                 layer(x)
             self.backend.synchronize()
-            probe_seconds = (time.perf_counter() - start) / HOT_REPEATS
-            seconds += probe_seconds * outputs / probed * self.counts[(rows, inputs, outputs)]
+            seconds += (time.perf_counter() - start) / HOT_REPEATS * self.counts[shape]
         return self.flops / seconds / 1e9
 
 
