@@ -280,7 +280,8 @@ class MatrixProbe:
         self.layers: dict[tuple[int, int, int], tuple[nn.Module, torch.Tensor]] = {}
         device = backend.device()
         for rows, inputs, outputs in self.counts:
-            holder = nn.Sequential(nn.Linear(inputs, outputs, bias=False, dtype=dtype, device=device)).requires_grad_(False)
+            layer = nn.Linear(inputs, outputs, bias=False, dtype=dtype, device=device)
+            holder = nn.Sequential(layer).requires_grad_(False)
             backend.prepare(holder)
             x = torch.randn(rows, inputs, dtype=dtype, device=device)
             self.layers[(rows, inputs, outputs)] = (holder, x)
