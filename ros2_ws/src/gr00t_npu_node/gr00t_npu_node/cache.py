@@ -1,3 +1,5 @@
+# Copyright 2026 The gr00t_npu_node Authors
+# SPDX-License-Identifier: Apache-2.0
 """Per-user cache of things the project generates once (the embedded tiny checkpoint, the demo bag)."""
 from __future__ import annotations
 

@@ -1,3 +1,5 @@
+# Copyright 2026 The gr00t_npu_node Authors
+# SPDX-License-Identifier: Apache-2.0
 """`make demo`: the whole pipeline on the embedded tiny model, fed from a bag, in well under a minute.
 
 gr00t_node is started through the package's launch file (namespace /gr00t_demo, sim time) and a bag is replayed

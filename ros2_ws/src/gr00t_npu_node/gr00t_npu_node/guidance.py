@@ -1,3 +1,5 @@
+# Copyright 2026 The gr00t_npu_node Authors
+# SPDX-License-Identifier: Apache-2.0
 """What the chunk a robot is executing asks of the next one: real-time chunking (Black, Galliker, Levine,
 "Real-Time Execution of Action Chunking Flow Policies", 2025). The new chunk is generated while the running one
 executes; its first `frozen_steps` steps (executed before it takes over) equal the running chunk's, and the rest

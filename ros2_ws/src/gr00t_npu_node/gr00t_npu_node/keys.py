@@ -1,3 +1,5 @@
+# Copyright 2026 The gr00t_npu_node Authors
+# SPDX-License-Identifier: Apache-2.0
 """The keys of upstream's observation dict and of a checkpoint's modality and statistics tables: the one place they
 are spelled.
 

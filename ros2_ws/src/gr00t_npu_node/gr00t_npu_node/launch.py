@@ -1,3 +1,5 @@
+# Copyright 2026 The gr00t_npu_node Authors
+# SPDX-License-Identifier: Apache-2.0
 """Run a launch file of this package: `python -m gr00t_npu_node.launch [gr00t_gr1.launch.py] [name:=value ...]`.
 
 With ROS 2's `launch` and `launch_ros` importable (a robot), this is `ros2 launch` on the same file. Without them

@@ -1,3 +1,5 @@
+# Copyright 2026 The gr00t_npu_node Authors
+# SPDX-License-Identifier: Apache-2.0
 """Public API: `Gr00tPolicy` turns an observation dict into an action chunk dict.
 
     policy = Gr00tPolicy.from_pretrained(path, embodiment="gr1", device="cpu", dtype="float32")

@@ -1,3 +1,5 @@
+# Copyright 2026 The gr00t_npu_node Authors
+# SPDX-License-Identifier: Apache-2.0
 """Random-weight models the project makes itself (no download, no shared data): the embedded default model, a
 tiny GR00T N1.6 checkpoint in the released layout with its own backbone folder and tokenizer (used by the node
 without `model_path`, the demo and tests), and in-memory policies of any preset's size (benchmarks).
@@ -18,7 +20,7 @@ import torch
 from gr00t_npu_node.backends import Backend, get_backend
 from gr00t_npu_node.cache import build_once, cache_dir
 from gr00t_npu_node.keys import ACTION, LANGUAGE, RELATIVE_ACTION, STATE, VIDEO
-from gr00t_npu_node.model.config import preset
+from gr00t_npu_node.model.config import Gr00tConfig, preset
 from gr00t_npu_node.model.gr00t import Gr00tN1d6
 from gr00t_npu_node.model.weights import save_weights, tie_lm_head
 from gr00t_npu_node.policy import Gr00tPolicy, resolve_dtype, resolve_weights
@@ -54,7 +56,8 @@ def gr1_modality_config() -> dict:
         return base | extra
 
     action_configs = [
-        {"rep": "RELATIVE" if g in RELATIVE_GROUPS else "ABSOLUTE", "type": "NON_EEF", "format": "DEFAULT", "state_key": None}
+        {"rep": "RELATIVE" if g in RELATIVE_GROUPS else "ABSOLUTE", "type": "NON_EEF", "format": "DEFAULT",
+         "state_key": None}
         for g in GR1_GROUPS
     ]
     return {
@@ -112,22 +115,26 @@ def gr1_statistics() -> dict:
     return {GR1: {STATE: state, ACTION: action, RELATIVE_ACTION: relative}}
 
 
-def write_tiny_checkpoint(folder: Path, seed: int = 0) -> Path:
+def write_tiny_checkpoint(folder: Path, seed: int = 0, config: Optional[Gr00tConfig] = None) -> Path:
     """Writes the tiny checkpoint to `folder` (its backbone to `folder/backbone`) once and returns `folder`; a
-    complete folder written with the same seed is reused."""
-    return build_once(Path(folder), lambda staging: _write(staging, seed), lambda path: _is_complete(path, seed))
+    complete folder written with the same seed and config is reused. `config`: a model of another size (default
+    the tiny preset), with the tiny tokenizer, processor and statistics."""
+    config = config or preset("tiny")
+    identity = {"seed": seed, "config": config.to_json()}
+    return build_once(
+        Path(folder), lambda staging: _write(staging, seed, config, identity), lambda path: _is_complete(path, identity)
+    )
 
 
-def _is_complete(folder: Path, seed: int) -> bool:
+def _is_complete(folder: Path, identity: dict) -> bool:
     marker = folder / COMPLETE_MARKER
-    return marker.is_file() and json.loads(marker.read_text()).get("seed") == seed
+    return marker.is_file() and json.loads(marker.read_text()) == identity
 
 
-def _write(folder: Path, seed: int) -> None:
+def _write(folder: Path, seed: int, config: Gr00tConfig, identity: dict) -> None:
     backbone_dir = folder / "backbone"
     backbone_dir.mkdir(parents=True)
     tokenizer = write_tiny_tokenizer(backbone_dir)
-    config = preset("tiny")
     backbone = replace(
         config.backbone,
         text=replace(config.backbone.text, vocab_size=tokenizer["vocab_size"]),
@@ -144,7 +151,7 @@ def _write(folder: Path, seed: int) -> None:
     model = Gr00tN1d6(config, Backend())
     model.init_random(seed)
     save_weights(model, folder)
-    (folder / COMPLETE_MARKER).write_text(json.dumps({"seed": seed}))
+    (folder / COMPLETE_MARKER).write_text(json.dumps(identity))
 
 
 def random_policy(

@@ -1,3 +1,5 @@
+# Copyright 2026 The gr00t_npu_node Authors
+# SPDX-License-Identifier: Apache-2.0
 """The tiny checkpoint's tokenizer: a small byte-level BPE tokenizer of the released backbone's kind (Qwen2
 pre-tokenization, Qwen3's added tokens), trained on an embedded corpus of robot instructions and written in the
 released backbone folder's file formats, so that it loads through the same `BackboneTokenizer.from_folder`.

@@ -1,3 +1,5 @@
+# Copyright 2026 The gr00t_npu_node Authors
+# SPDX-License-Identifier: Apache-2.0
 """Run gr00t_node on the Fourier GR1.
 
     ros2 launch gr00t_npu_node gr00t_gr1.launch.py model_path:=/models/GR00T-N1.6-3B device:=npu namespace:=gr1

@@ -1,3 +1,5 @@
+# Copyright 2026 The gr00t_npu_node Authors
+# SPDX-License-Identifier: Apache-2.0
 """Shared fixtures.
 
 * `tiny_checkpoint` (session): a tiny random-weight checkpoint folder made by `tiny.write_tiny_checkpoint`.
@@ -232,7 +234,9 @@ def launch_gr00t_node(ros_isolation, tmp_path_factory):
         command = [sys.executable, "-m", "gr00t_npu_node.launch", "gr00t_gr1.launch.py", f"config_file:={config}"]
         command += [f"namespace:={namespace}", f"model_path:={model_path or ''}",
                     f"use_sim_time:={str(use_sim_time).lower()}"]
-        env = dict(ros_isolation, XDG_CACHE_HOME=str(folder / "cache"))
+        # One intra-op thread: the tiny model gains nothing from a second, and on a 2-core machine a second
+        # spinning OpenMP thread per node starves the player, the recorder and the other processes of a test.
+        env = dict(ros_isolation, XDG_CACHE_HOME=str(folder / "cache"), OMP_NUM_THREADS="1")
         process = NodeProcess(command, env, folder / "node.log")
         started.append(process)
         return process

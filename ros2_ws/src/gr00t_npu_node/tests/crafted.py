@@ -1,3 +1,5 @@
+# Copyright 2026 The gr00t_npu_node Authors
+# SPDX-License-Identifier: Apache-2.0
 """Messages a hostile or broken publisher sends, built byte by byte where rclpy would refuse to build them."""
 from __future__ import annotations
 

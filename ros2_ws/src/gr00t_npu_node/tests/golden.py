@@ -1,3 +1,5 @@
+# Copyright 2026 The gr00t_npu_node Authors
+# SPDX-License-Identifier: Apache-2.0
 """Upstream's golden case (../shared/data/golden/tiny_A, see its README) as the model, the processor and the policy
 take it."""
 from __future__ import annotations

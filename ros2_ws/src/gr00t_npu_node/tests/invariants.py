@@ -1,3 +1,5 @@
+# Copyright 2026 The gr00t_npu_node Authors
+# SPDX-License-Identifier: Apache-2.0
 """What every message a joint controller receives from gr00t_node must satisfy, checked from outside the node
 (the fault campaign subscribes to the controller topics and feeds each message to `InvariantChecker`).
 

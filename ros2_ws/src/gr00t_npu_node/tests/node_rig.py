@@ -1,3 +1,5 @@
+# Copyright 2026 The gr00t_npu_node Authors
+# SPDX-License-Identifier: Apache-2.0
 """The test side of a running gr00t_node process: a robot feeding it (joint states and a camera), the controllers
 it commands (every message checked by `InvariantChecker` on arrival), its diagnostics, and the operator's
 inputs (instruction, e-stop, mode services, teleop). Used by the node, heartbeat and fault-campaign tests."""

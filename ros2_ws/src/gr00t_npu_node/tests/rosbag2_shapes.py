@@ -1,3 +1,5 @@
+# Copyright 2026 The gr00t_npu_node Authors
+# SPDX-License-Identifier: Apache-2.0
 """Bags laid out exactly as `ros2 bag record` of older distributions writes them, for the compatibility tests.
 
     write_rosbag2(path, storage, version, topics, files)    metadata version 4 (Foxy, Galactic) or 5/6 (Humble)

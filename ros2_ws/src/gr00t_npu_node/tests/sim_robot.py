@@ -1,8 +1,10 @@
+# Copyright 2026 The gr00t_npu_node Authors
+# SPDX-License-Identifier: Apache-2.0
 """A robot for replays with the loop closed: for each commanded group it executes trajectories the way a
 joint_trajectory_controller does (a new trajectory replaces the old one on receipt, starting from the state it
 was in then; stamp 0 means "start on receipt"; points already due are skipped; linear between points, resting at
-the last), and it publishes
-joint states on the sim clock like a joint_state_broadcaster. Joints nobody commands stay where they started."""
+the last), its joints following no faster than their velocity limits as drives do, and it publishes joint
+states on the sim clock like a joint_state_broadcaster. Joints nobody commands stay where they started."""
 from __future__ import annotations
 
 import threading
@@ -29,11 +31,13 @@ class _Running:
 
 class SimulatedRobot:
     def __init__(self, namespace: str, groups: dict[str, tuple[str, ...]], command_topics: dict[str, str],
-                 initial: dict[str, float]):
+                 initial: dict[str, float], velocity_max: dict[str, float]):
         """`groups` joint names per commanded group, `command_topics` their trajectory topics (absolute),
-        `initial` the position of every joint the robot reports."""
+        `initial` the position of every joint the robot reports, `velocity_max` the commanded joints' limits."""
         self._groups = groups
         self._positions = dict(initial)
+        self._velocity_max = velocity_max
+        self._advanced_ns = 0
         self._running: dict[str, _Running] = {}
         self._lock = threading.Lock()
         self.context = rclpy.Context()
@@ -79,9 +83,13 @@ class SimulatedRobot:
             self._running[group] = _Running(np.array(times, dtype=np.int64), np.array(points))
 
     def _advance(self, now_ns: int) -> None:
+        dt = max(now_ns - self._advanced_ns, 0) / NS if self._advanced_ns else 0.0
+        self._advanced_ns = now_ns
         for group, running in self._running.items():
-            q = [np.interp(now_ns, running.times_ns, column) for column in running.positions.T]
-            self._positions.update(zip(self._groups[group], q))
+            for joint, column in zip(self._groups[group], running.positions.T):
+                wanted = np.interp(now_ns, running.times_ns, column) - self._positions[joint]
+                reach = self._velocity_max[joint] * dt
+                self._positions[joint] += float(np.clip(wanted, -reach, reach))
 
     def _publish_state(self) -> None:
         now = self._now_ns()

@@ -1,3 +1,5 @@
+# Copyright 2026 The gr00t_npu_node Authors
+# SPDX-License-Identifier: Apache-2.0
 """Backend selection, the errors for devices this machine lacks, and CPU weight packing."""
 import importlib.util
 import re
@@ -54,7 +56,8 @@ def test_npu_with_cann_but_without_torch_npu_names_the_missing_package(monkeypat
 def test_cuda_without_a_gpu_fails_clearly():
     from gr00t_npu_node.backends.cuda import CudaUnavailable
 
-    with pytest.raises(CudaUnavailable, match=r"device=cuda needs a visible NVIDIA GPU.*torch\.cuda\.is_available\(\) is False"):
+    message = r"device=cuda needs a visible NVIDIA GPU.*torch\.cuda\.is_available\(\) is False"
+    with pytest.raises(CudaUnavailable, match=message):
         get_backend("cuda")
 
 
@@ -86,7 +89,8 @@ def test_linear_gelu_on_a_packed_layer_is_the_reference_linear_then_gelu(dtype, 
     layer = nn.Linear(64, 96, dtype=dtype)
     x = torch.randn(2, 11, 64, dtype=dtype)
     with torch.inference_mode():
-        expected = torch.nn.functional.gelu(torch.nn.functional.linear(x.float(), layer.weight.float(), layer.bias.float()), approximate="tanh")
+        linear = torch.nn.functional.linear(x.float(), layer.weight.float(), layer.bias.float())
+        expected = torch.nn.functional.gelu(linear, approximate="tanh")
         reference = Backend().linear_gelu(layer, x)
         packed = PackedLinear(layer)
         fused = CpuBackend().linear_gelu(packed, x)
@@ -118,4 +122,3 @@ def test_cpu_backend_compiles_the_loop_only_while_weights_are_unpacked():
     unpacked = CpuBackend(pack_weights=False)
     unpacked.prepare(nn.Sequential(nn.Linear(4, 4)))
     assert unpacked.packed_layers == 0
-

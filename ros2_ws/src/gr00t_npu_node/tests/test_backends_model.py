@@ -1,3 +1,5 @@
+# Copyright 2026 The gr00t_npu_node Authors
+# SPDX-License-Identifier: Apache-2.0
 """The NPU backend inside the model: its attention for the model's three call patterns, and no float64 anywhere in a
 forward of the golden case. (The golden case on every backend against upstream: test_model_golden.)"""
 import golden

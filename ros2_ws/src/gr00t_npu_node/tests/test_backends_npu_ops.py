@@ -1,3 +1,5 @@
+# Copyright 2026 The gr00t_npu_node Authors
+# SPDX-License-Identifier: Apache-2.0
 """The emulated torch_npu operators against their documented contracts: values against plain formulas, layouts,
 sparse modes, sequence lengths, the W8A16 product's quantization modes (per tensor, channel, group) and dtype rules,
 and the inputs the real kernels reject."""
@@ -36,8 +38,12 @@ def test_attention_layouts_agree_and_match_softmax_attention_with_grouped_kv():
     expected = reference_attention(q, k, v, scale=0.2)
     kwargs = dict(num_heads=8, num_key_value_heads=2, scale=0.2)
     bnsd, lse = npu.npu_fused_infer_attention_score(q, k, v, input_layout="BNSD", **kwargs)
-    bsnd = npu.npu_fused_infer_attention_score(*(t.transpose(1, 2).contiguous() for t in (q, k, v)), input_layout="BSND", **kwargs)[0]
-    bsh = npu.npu_fused_infer_attention_score(*(t.transpose(1, 2).flatten(2).contiguous() for t in (q, k, v)), input_layout="BSH", **kwargs)[0]
+    bsnd = npu.npu_fused_infer_attention_score(
+        *(t.transpose(1, 2).contiguous() for t in (q, k, v)), input_layout="BSND", **kwargs
+    )[0]
+    bsh = npu.npu_fused_infer_attention_score(
+        *(t.transpose(1, 2).flatten(2).contiguous() for t in (q, k, v)), input_layout="BSH", **kwargs
+    )[0]
     close_bf16(bnsd, expected)
     close_bf16(bsnd.transpose(1, 2), expected)
     close_bf16(bsh.view(2, 12, 8, 32).transpose(1, 2), expected)
@@ -46,7 +52,9 @@ def test_attention_layouts_agree_and_match_softmax_attention_with_grouped_kv():
 
 def test_softmax_lse_is_the_log_sum_exp_of_the_scaled_scores():
     q, k, v = bf16(1, 2, 5, 16, seed=1), bf16(1, 2, 7, 16, seed=2), bf16(1, 2, 7, 16, seed=3)
-    _, lse = npu.npu_fused_infer_attention_score(q, k, v, num_heads=2, scale=0.25, input_layout="BNSD", softmax_lse_flag=True)
+    _, lse = npu.npu_fused_infer_attention_score(
+        q, k, v, num_heads=2, scale=0.25, input_layout="BNSD", softmax_lse_flag=True
+    )
     expected = torch.logsumexp(q.float() @ k.float().transpose(-1, -2) * 0.25, -1, keepdim=True)
     torch.testing.assert_close(lse, expected)
 
@@ -72,7 +80,9 @@ def test_sparse_mode_0_applies_the_given_mask_within_the_pre_next_tokens_band():
         q, k, v, atten_mask=masked, num_heads=2, scale=0.25, input_layout="BNSD", pre_tokens=2, next_tokens=1
     )[0]
     close_bf16(out, reference_attention(q, k, v, ~masked & band, scale=0.25))
-    unbanded = npu.npu_fused_infer_attention_score(q, k, v, atten_mask=masked, num_heads=2, scale=0.25, input_layout="BNSD")[0]
+    unbanded = npu.npu_fused_infer_attention_score(
+        q, k, v, atten_mask=masked, num_heads=2, scale=0.25, input_layout="BNSD"
+    )[0]
     close_bf16(unbanded, reference_attention(q, k, v, ~masked, scale=0.25))
 
 
@@ -86,14 +96,18 @@ def test_actual_seq_lengths_limit_keys_and_zero_the_rows_past_the_query_length()
     close_bf16(out[0], expected[0])
     close_bf16(out[1, :, :3], expected[1, :, :3])
     assert out[1, :, 3:].abs().max() == 0
-    single = npu.npu_fused_infer_attention_score(q, k, v, num_heads=2, scale=0.25, input_layout="BNSD", actual_seq_lengths_kv=[4])[0]
+    single = npu.npu_fused_infer_attention_score(
+        q, k, v, num_heads=2, scale=0.25, input_layout="BNSD", actual_seq_lengths_kv=[4]
+    )[0]
     close_bf16(single[0], reference_attention(q[:1], k[:1, :, :4], v[:1, :, :4], scale=0.25)[0])
 
 
 def test_single_query_takes_a_per_batch_key_mask_and_ignores_sparse_mode():
     q, k, v = bf16(2, 4, 1, 16, seed=1), bf16(2, 4, 7, 16, seed=2), bf16(2, 4, 7, 16, seed=3)
     masked = torch.tensor([[False] * 7, [False, True, True, False, False, True, False]])
-    out = npu.npu_fused_infer_attention_score(q, k, v, atten_mask=masked, num_heads=4, scale=0.25, input_layout="BNSD", sparse_mode=3)[0]
+    out = npu.npu_fused_infer_attention_score(
+        q, k, v, atten_mask=masked, num_heads=4, scale=0.25, input_layout="BNSD", sparse_mode=3
+    )[0]
     close_bf16(out, reference_attention(q, k, v, ~masked[:, None, None, :], scale=0.25))
 
 
@@ -102,7 +116,9 @@ def test_rows_without_any_key_are_nan_unless_row_invalid_correction_is_on():
     masked = torch.zeros(1, 1, 3, 3, dtype=torch.bool)
     masked[..., 1, :] = True
     plain = npu.npu_fused_infer_attention_score(q, k, v, atten_mask=masked, num_heads=1, input_layout="BNSD")[0]
-    corrected = npu.npu_fused_infer_attention_score(q, k, v, atten_mask=masked, num_heads=1, input_layout="BNSD", inner_precise=2)[0]
+    corrected = npu.npu_fused_infer_attention_score(
+        q, k, v, atten_mask=masked, num_heads=1, input_layout="BNSD", inner_precise=2
+    )[0]
     assert torch.isnan(plain[0, 0, 1]).all() and torch.isfinite(plain[0, 0, [0, 2]]).all()
     assert corrected[0, 0, 1].abs().max() == 0 and torch.equal(corrected[0, 0, [0, 2]], plain[0, 0, [0, 2]])
 
@@ -111,16 +127,21 @@ def test_rows_without_any_key_are_nan_unless_row_invalid_correction_is_on():
     "change, message",
     [
         (lambda a: {**a, "query": a["query"].transpose(1, 2).contiguous().transpose(1, 2)}, "query is not contiguous"),
-        (lambda a: {**a, **{n: a[n].float() for n in ("query", "key", "value")}}, "dtype torch.float32 is not supported"),
-        (lambda a: {**a, **{n: a[n][..., :24].contiguous() for n in ("query", "key", "value")}}, "head_dim 24 must be a multiple of 16"),
+        (lambda a: {**a, **{n: a[n].float() for n in ("query", "key", "value")}},
+         "dtype torch.float32 is not supported"),
+        (lambda a: {**a, **{n: a[n][..., :24].contiguous() for n in ("query", "key", "value")}},
+         "head_dim 24 must be a multiple of 16"),
         (lambda a: {**a, "num_key_value_heads": 3}, "not a multiple of num_key_value_heads 3"),
         (lambda a: {**a, "num_heads": 2, "num_key_value_heads": 2}, "query has 4 heads in its N axis"),
         (lambda a: {**a, "input_layout": "TND"}, "input_layout 'TND' is not emulated"),
         (lambda a: {**a, "sparse_mode": 4}, "sparse_mode 4 is not emulated"),
         (lambda a: {**a, "sparse_mode": 2}, "sparse_mode 2 needs the compressed 2048x2048 atten_mask"),
-        (lambda a: {**a, "sparse_mode": 2, "atten_mask": torch.ones(6, 6, dtype=torch.bool).triu(1)}, "needs an atten_mask of shape"),
-        (lambda a: {**a, "sparse_mode": 3, "atten_mask": ~npu.compressed_causal_mask()}, "lower-triangular compressed mask"),
-        (lambda a: {**a, "atten_mask": torch.zeros(2, 1, 1, 6, dtype=torch.bool).expand(2, 1, 6, 6)}, "atten_mask is not contiguous"),
+        (lambda a: {**a, "sparse_mode": 2, "atten_mask": torch.ones(6, 6, dtype=torch.bool).triu(1)},
+         "needs an atten_mask of shape"),
+        (lambda a: {**a, "sparse_mode": 3, "atten_mask": ~npu.compressed_causal_mask()},
+         "lower-triangular compressed mask"),
+        (lambda a: {**a, "atten_mask": torch.zeros(2, 1, 1, 6, dtype=torch.bool).expand(2, 1, 6, 6)},
+         "atten_mask is not contiguous"),
         (lambda a: {**a, "atten_mask": torch.zeros(2, 1, 1, 6, dtype=torch.bool)}, "is not one of"),
         (lambda a: {**a, "atten_mask": torch.zeros(2, 1, 6, 6)}, "atten_mask dtype torch.float32"),
         (lambda a: {**a, "actual_seq_lengths_kv": [7, 6]}, "must lie within the sequence length 6"),
@@ -140,7 +161,9 @@ def test_aligned_up_mask_shapes_are_accepted():
     q, k, v = bf16(1, 2, 6, 16, seed=1), bf16(1, 2, 10, 16, seed=2), bf16(1, 2, 10, 16, seed=3)
     masked = torch.zeros(16, 16, dtype=torch.bool)
     masked[:, 7:] = True
-    out = npu.npu_fused_infer_attention_score(q, k, v, atten_mask=masked, num_heads=2, scale=0.25, input_layout="BNSD")[0]
+    out = npu.npu_fused_infer_attention_score(
+        q, k, v, atten_mask=masked, num_heads=2, scale=0.25, input_layout="BNSD"
+    )[0]
     close_bf16(out, reference_attention(q, k, v, ~masked[:6, :10][None, None], scale=0.25))
 
 
@@ -216,10 +239,13 @@ def test_fusion_attention_masks_and_float32_and_its_gradient_is_the_reference_at
         (lambda a: {**a, "padding_mask": torch.zeros(2, 6, dtype=torch.bool)}, "padding_mask is not supported"),
         (lambda a: {**a, "pse": torch.zeros(2, 4, 6, 6)}, "pse, prefix and actual_seq_qlen/kvlen are not emulated"),
         (lambda a: {**a, "keep_prob": 0.9}, "dropout is not emulated"),
-        (lambda a: {**a, **{n: a[n].double() for n in ("query", "key", "value")}}, "dtype torch.float64 is not supported"),
-        (lambda a: {**a, **{n: a[n][..., :24].contiguous() for n in ("query", "key", "value")}}, "head_dim 24 must be a multiple of 16"),
+        (lambda a: {**a, **{n: a[n].double() for n in ("query", "key", "value")}},
+         "dtype torch.float64 is not supported"),
+        (lambda a: {**a, **{n: a[n][..., :24].contiguous() for n in ("query", "key", "value")}},
+         "head_dim 24 must be a multiple of 16"),
         (lambda a: {**a, "head_num": 3}, "query has 4 heads in its N axis"),
-        (lambda a: {**a, "key": bf16(2, 3, 6, 32, seed=2), "value": bf16(2, 3, 6, 32, seed=3)}, "3 heads, which does not divide"),
+        (lambda a: {**a, "key": bf16(2, 3, 6, 32, seed=2), "value": bf16(2, 3, 6, 32, seed=3)},
+         "3 heads, which does not divide"),
         (lambda a: {**a, "sparse_mode": 4}, "sparse_mode 4 is not emulated"),
         (lambda a: {**a, "atten_mask": torch.zeros(2, 6, 6, dtype=torch.bool)}, "is not one of"),
         (lambda a: {**a, "atten_mask": torch.zeros(6, 6)}, "atten_mask dtype torch.float32"),
@@ -295,7 +321,8 @@ def test_add_rms_norm_returns_the_sum_as_the_new_residual():
         (lambda: npu.npu_rms_norm(torch.randn(8), torch.ones(8)), "2 to 8 dimensions"),
         (lambda: npu.npu_rms_norm(torch.randn(2, 8), torch.ones(8, dtype=torch.bfloat16)), "gamma dtype"),
         (lambda: npu.npu_rms_norm(torch.randn(2, 8), torch.ones(4)), "trailing dimensions"),
-        (lambda: npu.npu_rms_norm(torch.randn(2, 8).double(), torch.ones(8).double()), "is not float16/bfloat16/float32"),
+        (lambda: npu.npu_rms_norm(torch.randn(2, 8).double(), torch.ones(8).double()),
+         "is not float16/bfloat16/float32"),
         (lambda: npu.npu_add_rms_norm(torch.randn(2, 8), torch.randn(2, 9), torch.ones(8)), "must match"),
     ],
 )

@@ -1,3 +1,5 @@
+# Copyright 2026 The gr00t_npu_node Authors
+# SPDX-License-Identifier: Apache-2.0
 """The command-line replay regression workflow of the README, against a running gr00t_node (tiny model, sim time):
 `gr00t-npu-bag record --use-sim-time -o OUT <command topics>` -> `play BAG --clock 200 --wait-for <inputs> /clock:2`
 -> `check OUT BAG`, ten times in a row into the same node. Play starts only once the node and the recorder are

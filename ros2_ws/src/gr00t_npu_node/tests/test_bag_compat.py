@@ -1,3 +1,5 @@
+# Copyright 2026 The gr00t_npu_node Authors
+# SPDX-License-Identifier: Apache-2.0
 """Bags as `ros2 bag record` writes them on robots: Foxy and Galactic (metadata version 4, sqlite3 without schema
 table, infinite durations as 2147483647 s 4294967295 ns), Humble (5 and 6, sqlite3 schema 3 without message
 definitions, QoS as a YAML string of integers, history UNKNOWN / depth 0) and Jazzy (8 and 9), mcap and sqlite3,

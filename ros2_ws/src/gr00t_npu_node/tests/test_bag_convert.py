@@ -1,3 +1,5 @@
+# Copyright 2026 The gr00t_npu_node Authors
+# SPDX-License-Identifier: Apache-2.0
 """`gr00t-npu-bag convert` and `synth`: LeRobot episodes and the synthetic demo episode as rosbag2.
 
 A small LeRobot data set is written here (parquet + mp4 + meta) so conversion and its errors are tested without

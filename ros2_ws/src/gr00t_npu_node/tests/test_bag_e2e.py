@@ -1,3 +1,5 @@
+# Copyright 2026 The gr00t_npu_node Authors
+# SPDX-License-Identifier: Apache-2.0
 """The replay regression test: a converted GR1 episode replayed into the running gr00t_node (tiny model, sim time
 from the bag's /clock), its commanded trajectories recorded to a bag, and the recorded bag checked: number of
 chunks for the episode length and cadence, joint names, monotonic stamps, position limits, chunk timing against

@@ -1,3 +1,5 @@
+# Copyright 2026 The gr00t_npu_node Authors
+# SPDX-License-Identifier: Apache-2.0
 """`gr00t-npu-bag eval`: the scoring arithmetic on known chunks, episodes read back from bags, and offline
 evaluation through the real (tiny) policy."""
 from __future__ import annotations

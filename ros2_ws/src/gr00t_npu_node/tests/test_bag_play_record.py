@@ -1,3 +1,5 @@
+# Copyright 2026 The gr00t_npu_node Authors
+# SPDX-License-Identifier: Apache-2.0
 """`gr00t-npu-bag play` and `record` over real rclpy: the convert -> play -> record round trip byte for byte, a
 burst recorded without loss, and play's timing, rate, /clock, topic selection, remapping, start offset, loop and
 subscriber wait."""

@@ -1,3 +1,5 @@
+# Copyright 2026 The gr00t_npu_node Authors
+# SPDX-License-Identifier: Apache-2.0
 """Every message of the bags robot teams keep is played, from the first one: a Foxy/Galactic bag (metadata version
 4) with an empty /rosout, a Galactic split bag whose metadata starts after its first message (plain and
 file-compressed), a bag whose metadata.yaml and files disagree on offered QoS; played == messages in the bag, per

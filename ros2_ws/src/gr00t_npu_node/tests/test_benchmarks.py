@@ -1,3 +1,5 @@
+# Copyright 2026 The gr00t_npu_node Authors
+# SPDX-License-Identifier: Apache-2.0
 """The inference benchmark on the tiny preset: its CLI and JSON (real-time chunking's modes included), and its FLOP
 count (FlopCounterMode, with the CPU kernels it lacks formulas for) against the layer calls the model really makes."""
 import json

@@ -1,3 +1,4 @@
+# Copyright 2026 The gr00t_npu_node Authors
 # SPDX-License-Identifier: Apache-2.0
 """The captured parts of the optimized path (vision tower, LLM, denoising context; the loop: test_compile), each
 compiled as one graph (`fullgraph=True`: a graph break fails) on the CPU's inductor and on the NPU code path

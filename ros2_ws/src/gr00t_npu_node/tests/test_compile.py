@@ -1,3 +1,5 @@
+# Copyright 2026 The gr00t_npu_node Authors
+# SPDX-License-Identifier: Apache-2.0
 """The compiled denoising loop behind the model on the tiny checkpoint (npu-emulated: the NPU code path, inductor in
 place of torchair): it reads the noise anew at every call, after `warmup` no instruction of the warmed camera size
 compiles again, a chunk outlives the graph's output buffer, and the guided loop of real-time chunking (its backward
@@ -98,10 +100,13 @@ def test_a_chunk_outlives_the_graphs_output_buffer_that_the_next_call_overwrites
     assert not torch.equal(first, second)
 
 
-def test_the_guided_loop_compiles_into_one_graph_that_later_frozen_steps_reuse_and_gives_the_eager_chunk(tiny_checkpoint):
+def test_the_guided_loop_compiles_into_one_graph_that_later_frozen_steps_reuse_and_gives_the_eager_chunk(
+    tiny_checkpoint,
+):
     policy = Gr00tPolicy.from_pretrained(tiny_checkpoint, device="npu-emulated")  # bfloat16: npu_fusion_attention
     obs = observation(policy, INSTRUCTIONS[0])
-    noise, other = (torch.randn(policy.model.noise_shape(1), generator=torch.Generator().manual_seed(s)) for s in (1, 2))
+    shape = policy.model.noise_shape(1)
+    noise, other = (torch.randn(shape, generator=torch.Generator().manual_seed(s)) for s in (1, 2))
     with torch.compiler.set_stance("force_eager"):  # only the guided loop is compiled here
         planned = policy.get_action(obs, noise=other)
         unguided = policy.get_action(obs, noise=noise)

@@ -1,3 +1,4 @@
+# Copyright 2026 The gr00t_npu_node Authors
 # SPDX-License-Identifier: Apache-2.0
 """The GPU check script end to end on the CPU with the tiny preset: its prep copies the golden case, its run checks
 parity in float32, bfloat16 and int8, benchmarks every path and ends with the short table."""

@@ -1,3 +1,5 @@
+# Copyright 2026 The gr00t_npu_node Authors
+# SPDX-License-Identifier: Apache-2.0
 """The model against upstream's tensors on the golden tiny checkpoint, fed upstream's own preprocessed inputs: every
 stage of the plain (reference) model, the optimized entry point's action_pred on every backend (compiled loops
 included: about 20 s per compile on 2 cores), and the full-size preset's parameter names and shapes against the
@@ -54,7 +56,8 @@ def test_every_stage_matches_upstream(reference_model, golden_dir):
     close("vit_embeds_projected", model.backbone.model.encode_images(pixels))
     features = model.backbone(inputs.input_ids, inputs.attention_mask, pixels)
     close("backbone_features", features)
-    np.testing.assert_array_equal((inputs.input_ids == model.config.backbone.image_token_index).numpy(), ref["image_mask"])
+    image_mask = (inputs.input_ids == model.config.backbone.image_token_index).numpy()
+    np.testing.assert_array_equal(image_mask, ref["image_mask"])
     head = model.action_head
     context = head.context(
         features, inputs.attention_mask, inputs.image_mask, inputs.state.to(dtype), inputs.embodiment_id,

@@ -1,3 +1,5 @@
+# Copyright 2026 The gr00t_npu_node Authors
+# SPDX-License-Identifier: Apache-2.0
 """Gr00tPolicy end to end: upstream's golden case through the public API, checkpoint round trips in the released
 layout (single file and sharded), the tiny embedded checkpoint, and every bad input the API must refuse."""
 import json

@@ -1,3 +1,5 @@
+# Copyright 2026 The gr00t_npu_node Authors
+# SPDX-License-Identifier: Apache-2.0
 """Pre/post-processing: bit-exact against upstream's golden tensors, and behaviour on a synthetic embodiment with
 two cameras, two frames, every state encoding and both action representations."""
 import json
@@ -273,7 +275,8 @@ def test_encode_normalizes_each_step_with_its_own_statistics_and_clips_what_deco
 @pytest.mark.parametrize(
     "actions, message",
     [
-        ({"wheel": np.zeros((1, HORIZON, 2))}, r"unknown groups \['wheel'\]; the action groups are \['arm', 'gripper'\]"),
+        ({"wheel": np.zeros((1, HORIZON, 2))},
+         r"unknown groups \['wheel'\]; the action groups are \['arm', 'gripper'\]"),
         ({"gripper": np.zeros((1, HORIZON, 2))}, r"actions of 'gripper' has shape \[1, 4, 2\]; expected \[1, 4, 1\]"),
         ({"gripper": np.zeros((2, HORIZON, 1))}, "the observation's batch is 1"),
         ({"gripper": np.full((1, HORIZON, 1), np.nan)}, "'gripper' contain NaN"),
@@ -288,7 +291,8 @@ def test_encode_refuses_malformed_actions_naming_the_group(bot, actions, message
 def test_encode_inverts_decode_on_upstreams_decoded_golden_actions(gr1, golden_observation, golden_dir):
     reference = golden.reference(golden_dir, torch.float32)
     actions = {group: reference[f"action.{group}"] for group in golden.GROUPS}
-    decoded = gr1.decode(np.pad(gr1.encode(actions, golden_observation), ((0, 0), (0, 34), (0, 99))), golden_observation)
+    padded = np.pad(gr1.encode(actions, golden_observation), ((0, 0), (0, 34), (0, 99)))
+    decoded = gr1.decode(padded, golden_observation)
     for group in golden.GROUPS:
         np.testing.assert_allclose(decoded[group], actions[group], rtol=0, atol=1e-6, err_msg=group)
 

@@ -1,3 +1,4 @@
+# Copyright 2026 The gr00t_npu_node Authors
 # SPDX-License-Identifier: Apache-2.0
 """Weight-only int8: the quantization itself, which layers it takes, each device's int8 product against the
 reference, and upstream's golden case through the model and the public API (weight_dtype='int8').

@@ -1,3 +1,5 @@
+# Copyright 2026 The gr00t_npu_node Authors
+# SPDX-License-Identifier: Apache-2.0
 """Message conversions of the ROS layer without a middleware: image decoding (against OpenCV's colour
 conversions, which is what cv_bridge's `imgmsg_to_cv2(msg, "rgb8")` applies), joint-state mapping, input
 synchronisation, chunk timing and trajectory messages."""

@@ -1,3 +1,5 @@
+# Copyright 2026 The gr00t_npu_node Authors
+# SPDX-License-Identifier: Apache-2.0
 """`make demo` end to end: a bag replayed into the node on sim time, the listener's chunks and latency summary; the
 demo must finish on its own, without the `bag` extra installed."""
 from __future__ import annotations

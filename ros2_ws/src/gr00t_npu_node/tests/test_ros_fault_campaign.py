@@ -1,3 +1,5 @@
+# Copyright 2026 The gr00t_npu_node Authors
+# SPDX-License-Identifier: Apache-2.0
 """Adversarial fault campaign: gr00t_node as users run it (launch runner, tiny model, real rclpy over loopback in a
 private domain) under a healthy stream (camera 25 Hz, full joint states 100 Hz, a latched instruction), with one
 injected fault per scenario. Every message any controller receives during the whole module goes through

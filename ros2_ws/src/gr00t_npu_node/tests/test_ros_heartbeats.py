@@ -1,3 +1,5 @@
+# Copyright 2026 The gr00t_npu_node Authors
+# SPDX-License-Identifier: Apache-2.0
 """Heartbeat inputs of gr00t_node (twist_mux-style): an e-stop topic that must keep publishing, a policy-enable
 deadman with a timeout, and a compressed camera; one node process for the module."""
 from __future__ import annotations

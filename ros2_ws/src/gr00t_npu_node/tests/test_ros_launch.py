@@ -1,3 +1,5 @@
+# Copyright 2026 The gr00t_npu_node Authors
+# SPDX-License-Identifier: Apache-2.0
 """The launch file under the in-package launch subset, and the runner's argument handling. (The runner starting
 a real node process is exercised by test_ros_node.py, which launches every node it tests through it.)"""
 from __future__ import annotations

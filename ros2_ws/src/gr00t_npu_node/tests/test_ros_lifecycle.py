@@ -1,3 +1,5 @@
+# Copyright 2026 The gr00t_npu_node Authors
+# SPDX-License-Identifier: Apache-2.0
 """The node's lifecycle in this process: a failing configure (bad checkpoint path, bad config) is reported on
 /diagnostics and leaves the node up and unconfigured instead of crashing (a crash under a respawning launch is a
 crash loop); deactivating or stopping it while an inference is in flight holds at once and drops that chunk."""
@@ -108,12 +110,12 @@ class BlockingPolicy:
     def __getattr__(self, name):
         return getattr(self._policy, name)
 
-    def get_action(self, observation):
+    def get_action(self, observation, **kwargs):
         self._calls += 1
         if self._calls == 2:
             self.entered.set()
             assert self.release.wait(60), "the test never released the inference"
-        return self._policy.get_action(observation)
+        return self._policy.get_action(observation, **kwargs)
 
 
 @pytest.mark.parametrize("stop_by", ["deactivate", "shutdown"])

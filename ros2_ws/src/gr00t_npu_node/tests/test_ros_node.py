@@ -1,3 +1,5 @@
+# Copyright 2026 The gr00t_npu_node Authors
+# SPDX-License-Identifier: Apache-2.0
 """gr00t_node end to end over real rclpy (loopback, private domain): one node process for the module, started
 through the launch runner with the tiny checkpoint at one step per second (the tiny model, 0.1-0.5 s, finishes
 well within a step, so no step is skipped), fed by the rig's robot. Every controller message is checked by the

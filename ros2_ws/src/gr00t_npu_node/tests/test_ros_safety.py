@@ -1,3 +1,5 @@
+# Copyright 2026 The gr00t_npu_node Authors
+# SPDX-License-Identifier: Apache-2.0
 """The safety gate: limits, NaN, authority (mode, e-stop, deadman, epoch), dry run, teleop forwarding and holds,
 checked on what real subscribers receive (rclpy, loopback, private domain)."""
 from __future__ import annotations
@@ -72,6 +74,19 @@ def test_a_joint_measured_outside_its_limits_comes_back_no_faster_than_its_veloc
     assert np.all(np.abs(result.velocities) <= 2.0 + 1e-12)
     held = limit_trajectory(limits, reference, np.array([0.05]), reference[None, :].copy())
     assert held.positions[0, 0] == 1.5, "asked to stay, it stays: pulling it in at once would break the velocity limit"
+
+
+def test_the_first_point_is_within_reach_of_the_measurement_and_of_the_running_command():
+    limits = Limits.of([make_groups("/x")["waist"]])  # velocity 2.0: 0.1 rad in the first 0.05 s
+    measured = np.zeros(3)
+    commanded = np.array([0.05, -0.05, 1.0])  # the controller ahead of the lagging measurement; joint 2 far off
+    wanted = np.array([[0.5, 0.5, 0.5], [0.5, 0.5, 0.5]])
+    result = limit_trajectory(limits, measured, np.array([0.05, 0.10]), wanted, commanded=commanded)
+    # joints 0 and 1: within 0.1 of both; joint 2: the reaches do not overlap, the measurement alone bounds it
+    np.testing.assert_allclose(result.positions[0], [0.1, 0.05, 0.1])
+    np.testing.assert_allclose(result.positions[1], [0.2, 0.15, 0.2])
+    alone = limit_trajectory(limits, measured, np.array([0.05, 0.10]), -wanted, commanded=commanded)
+    np.testing.assert_allclose(alone.positions[0], [-0.05, -0.1, -0.1])
 
 
 @pytest.mark.parametrize("times", [[0.0, 0.05], [-0.5, 0.05], [0.05, 0.05], [0.1, 0.05]])

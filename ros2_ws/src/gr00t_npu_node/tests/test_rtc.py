@@ -1,3 +1,5 @@
+# Copyright 2026 The gr00t_npu_node Authors
+# SPDX-License-Identifier: Apache-2.0
 """Real-time chunking: the guided Euler steps against their formulas on a velocity whose Jacobian is known, the model
 guided toward a running chunk on upstream's golden checkpoint (every backend's eager path, the packed CPU backward,
 the NPU path's differentiable attention), and the policy's contract (frozen steps exact, RTC off unchanged)."""
@@ -17,7 +19,8 @@ FROZEN, OVERLAP, EXECUTED = 3, 8, 8
 
 def test_guidance_weight_is_the_papers_clipped_schedule():
     # (1 - t) / (t r_t^2) = (t^2 + (1 - t)^2) / (t (1 - t)), clipped at beta = 5 (infinite at t = 0).
-    assert [rtc.guidance_weight(t) for t in (0.0, 0.1, 0.25, 0.5, 0.75)] == pytest.approx([5.0, 5.0, 10 / 3, 2.0, 10 / 3])
+    weights = [rtc.guidance_weight(t) for t in (0.0, 0.1, 0.25, 0.5, 0.75)]
+    assert weights == pytest.approx([5.0, 5.0, 10 / 3, 2.0, 10 / 3])
 
 
 def linear_guidance(mode, seed=0):
@@ -164,19 +167,24 @@ def test_the_npu_path_differentiates_through_npu_fusion_attention_only(golden_di
     backbone_layers = config.backbone.vision.num_hidden_layers + config.select_layer
     dit_calls = config.dit_num_layers * config.num_inference_timesteps
     assert unguided_calls == {"npu_fusion_attention": 0, "npu_fused_infer_attention_score": backbone_layers + dit_calls}
-    assert calls == {"npu_fusion_attention": dit_calls, "npu_fused_infer_attention_score": 2 * backbone_layers + dit_calls}
+    assert calls == {
+        "npu_fusion_attention": dit_calls, "npu_fused_infer_attention_score": 2 * backbone_layers + dit_calls
+    }
 
 
 # ---- the policy ------------------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def golden_policy(golden_dir):
-    return Gr00tPolicy.from_pretrained(golden_dir / "checkpoint", tokenizer_path=golden_dir / "backbone", dtype="float32")
+    return Gr00tPolicy.from_pretrained(
+        golden_dir / "checkpoint", tokenizer_path=golden_dir / "backbone", dtype="float32"
+    )
 
 
 def running_chunk(policy, observation, mode, groups=None):
     """A plausible running chunk's plan for the new chunk's steps (a chunk of other noise, EXECUTED steps on, held
     at its last point), as the node computes it."""
-    planned = policy.get_action(observation, noise=torch.randn(policy.model.noise_shape(1), generator=torch.Generator().manual_seed(3)))
+    noise = torch.randn(policy.model.noise_shape(1), generator=torch.Generator().manual_seed(3))
+    planned = policy.get_action(observation, noise=noise)
     target = {
         g: np.concatenate([a[0, EXECUTED:], np.repeat(a[0, -1:], EXECUTED, axis=0)]).astype(np.float64)
         for g, a in planned.items() if groups is None or g in groups
@@ -222,7 +230,8 @@ def test_groups_without_a_target_are_neither_frozen_nor_pulled(golden_policy, go
     outside[columns] = False
     assert model_guidance.weights[..., outside].abs().max() == 0 and not model_guidance.frozen[..., outside].any()
     assert model_guidance.frozen[0, :FROZEN, columns].all() and not model_guidance.frozen[0, FROZEN:].any()
-    np.testing.assert_array_equal(actions["left_arm"][0, :FROZEN], guidance.target["left_arm"][:FROZEN].astype(np.float32))
+    frozen_target = guidance.target["left_arm"][:FROZEN].astype(np.float32)
+    np.testing.assert_array_equal(actions["left_arm"][0, :FROZEN], frozen_target)
 
 
 def test_guided_generation_runs_under_an_outer_inference_mode(golden_policy, golden_dir):
@@ -261,10 +270,13 @@ def test_the_default_rtc_mode_is_the_devices_on_both_paths(tiny_checkpoint):
         expected = get_backend(device).default_rtc_mode
         assert expected in RTC_MODES
         for optimize in (False, True):
-            assert Gr00tPolicy.from_pretrained(tiny_checkpoint, device=device, optimize=optimize).default_rtc_mode == expected
+            policy = Gr00tPolicy.from_pretrained(tiny_checkpoint, device=device, optimize=optimize)
+            assert policy.default_rtc_mode == expected
 
 
-def test_warmup_runs_the_guided_loop_of_the_mode_with_a_guidance_laid_out_like_the_policys(tiny_checkpoint, monkeypatch):
+def test_warmup_runs_the_guided_loop_of_the_mode_with_a_guidance_laid_out_like_the_policys(
+    tiny_checkpoint, monkeypatch
+):
     """A compiled loop is reused for inputs of the same shapes, dtypes and strides (and mode): the warm-up's inert
     guidance must look like every real one, so that the node's first guided chunk does not compile."""
     policy = Gr00tPolicy.from_pretrained(tiny_checkpoint, optimize=False)

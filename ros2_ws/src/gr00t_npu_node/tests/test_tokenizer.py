@@ -1,3 +1,5 @@
+# Copyright 2026 The gr00t_npu_node Authors
+# SPDX-License-Identifier: Apache-2.0
 """The backbone tokenizer and prompt against upstream's token ids, and the project's own tiny tokenizer."""
 import json
 import unicodedata

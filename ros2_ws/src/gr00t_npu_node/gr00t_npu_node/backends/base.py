@@ -1,3 +1,5 @@
+# Copyright 2026 The gr00t_npu_node Authors
+# SPDX-License-Identifier: Apache-2.0
 """The device seam: every device-specific operator the model uses, and how a function is graph-compiled.
 
 Model code calls these methods and never asks which device it runs on. Layout convention for attention is

@@ -1,3 +1,5 @@
+# Copyright 2026 The gr00t_npu_node Authors
+# SPDX-License-Identifier: Apache-2.0
 """Inductor with the project's settings, shared by the backends' `compile`."""
 from __future__ import annotations
 

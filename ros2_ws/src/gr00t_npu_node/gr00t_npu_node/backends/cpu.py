@@ -1,3 +1,5 @@
+# Copyright 2026 The gr00t_npu_node Authors
+# SPDX-License-Identifier: Apache-2.0
 """CPU backend: PyTorch's fused SDPA kernel for attention, linear weights packed once for oneDNN, and inductor for
 the denoising loop where the weights stay unpacked.
 
@@ -89,6 +91,10 @@ class CpuBackend(Backend):
     name = "cpu"
     device_type = "cpu"
     default_dtype = torch.float32
+    # The guided mode's backward pass through the DiT costs a CPU more than the whole rest of an inference (see the
+    # README's real-time chunking figures), and a longer inference freezes more steps: the Jacobian taken as the
+    # identity keeps the guidance at the cost of an unguided inference.
+    default_rtc_mode = "identity"
 
     def __init__(self, *, pack_weights: bool = True):
         self.pack_weights = pack_weights and torch.backends.mkldnn.is_available()

@@ -1,3 +1,5 @@
+# Copyright 2026 The gr00t_npu_node Authors
+# SPDX-License-Identifier: Apache-2.0
 """CUDA backend: SDPA (flash / memory-efficient kernels) for attention, and the denoising loop captured once as a
 CUDA graph by torch.compile, which removes the per-kernel launch cost that dominates the eager action head."""
 from __future__ import annotations
@@ -24,8 +26,9 @@ class CudaBackend(Backend):
         if not torch.cuda.is_available():
             build = f"CUDA {torch.version.cuda}" if torch.version.cuda else "a CPU-only build"
             raise CudaUnavailable(
-                f"device=cuda needs a visible NVIDIA GPU and a CUDA build of PyTorch; this is torch {torch.__version__} "
-                f"({build}) and torch.cuda.is_available() is False: use device=cpu or install a CUDA build of torch."
+                f"device=cuda needs a visible NVIDIA GPU and a CUDA build of PyTorch; this is torch "
+                f"{torch.__version__} ({build}) and torch.cuda.is_available() is False: use device=cpu or install "
+                "a CUDA build of torch."
             )
         if index is not None and not 0 <= index < torch.cuda.device_count():
             raise CudaUnavailable(f"device=cuda:{index}: only {torch.cuda.device_count()} CUDA device(s) are visible")
@@ -47,9 +50,9 @@ class CudaBackend(Backend):
         return out if layer.bias is None else out + layer.bias
 
     def prepare(self, model: nn.Module) -> None:
-        """A model holding int8 weights is captured with max-autotune (CUDA graphs as well): only its GEMM templates take
-        the weight's conversion as a prologue; without it each conversion would write the bfloat16 weight out
-        again, more bytes than bfloat16 weights."""
+        """A model holding int8 weights is captured with max-autotune (CUDA graphs as well): only its GEMM
+        templates take the weight's conversion as a prologue; without it each conversion would write the bfloat16
+        weight out again, more bytes than bfloat16 weights."""
         if any(parameter.dtype == torch.int8 for parameter in model.parameters()):
             self.compile_mode = "max-autotune"
 

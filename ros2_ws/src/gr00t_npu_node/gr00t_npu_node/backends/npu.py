@@ -1,3 +1,5 @@
+# Copyright 2026 The gr00t_npu_node Authors
+# SPDX-License-Identifier: Apache-2.0
 """Ascend NPU backend: the model's attention, RoPE, RMSNorm and int8-weight matrix products on `torch_npu`'s fused
 operators, and each captured part of the model (vision, LLM, denoising context, denoising loop, the guided loop of
 real-time chunking with its backward pass) compiled into one graph by torchair.

@@ -1,3 +1,5 @@
+# Copyright 2026 The gr00t_npu_node Authors
+# SPDX-License-Identifier: Apache-2.0
 """CPU implementations of the five `torch_npu` fused operators the NPU backend calls, written from their documented
 contracts (Ascend op-plugin API reference; for the W8A16 matrix product, aclnnWeightQuantBatchMatmulV2 on Atlas
 A2/A3), so that the NPU code path runs and is checked where no NPU exists.
@@ -82,7 +84,8 @@ def _aligned_up(n: int, multiple: int) -> int:
 
 
 def _full_mask(mask: torch.Tensor, batch: int, q_len: int, kv_len: int, op: str) -> torch.Tensor:
-    """A user mask for Q_S > 1, in one of the documented shapes (S may be rounded up to 16/32 alignment) -> [B|1, 1, Sq, Skv]."""
+    """A user mask for Q_S > 1, in one of the documented shapes (S may be rounded up to 16/32 alignment) ->
+    [B|1, 1, Sq, Skv]."""
     shape = tuple(mask.shape)
     rows_ok = mask.shape[-2] in {q_len, _aligned_up(q_len, 16), _aligned_up(q_len, 32)}
     cols_ok = mask.shape[-1] in {kv_len, _aligned_up(kv_len, 16), _aligned_up(kv_len, 32)}
@@ -185,7 +188,8 @@ def npu_fused_infer_attention_score(
     _require(key.dtype == query.dtype == value.dtype, op, "query, key and value must share one dtype")
     _require(key.shape == value.shape, op, f"key {tuple(key.shape)} and value {tuple(value.shape)} differ in shape")
     kv_heads = num_key_value_heads or num_heads
-    _require(num_heads % kv_heads == 0, op, f"num_heads {num_heads} is not a multiple of num_key_value_heads {kv_heads}")
+    _require(num_heads % kv_heads == 0, op,
+             f"num_heads {num_heads} is not a multiple of num_key_value_heads {kv_heads}")
     _require(num_heads // kv_heads <= 64, op, f"num_heads / num_key_value_heads = {num_heads // kv_heads} exceeds 64")
     q = _to_bnsd(query, input_layout, num_heads, op, "query")
     k = _to_bnsd(key, input_layout, kv_heads, op, "key")
@@ -197,17 +201,22 @@ def npu_fused_infer_attention_score(
 
     allowed = torch.ones(1, 1, q_len, kv_len, dtype=torch.bool, device=q.device)
     if q_len > 1:
-        _require(head_dim % 16 == 0, op, f"head_dim {head_dim} must be a multiple of 16 for float16/bfloat16 when Q_S > 1")
+        _require(head_dim % 16 == 0, op,
+                 f"head_dim {head_dim} must be a multiple of 16 for float16/bfloat16 when Q_S > 1")
         _require(num_heads <= 256 and head_dim <= 512, op, f"N={num_heads} > 256 or D={head_dim} > 512")
         if atten_mask is not None and sparse_mode in (0, 1):
-            _require(atten_mask.is_contiguous(), op, "atten_mask is not contiguous (non-contiguous tensors are not supported)")
+            _require(atten_mask.is_contiguous(), op,
+                     "atten_mask is not contiguous (non-contiguous tensors are not supported)")
             atten_mask = _full_mask(atten_mask, batch, q_len, kv_len, op)
         allowed = _sparse_allowed(atten_mask, sparse_mode, pre_tokens, next_tokens, q_len, kv_len, q.device, op)
     elif atten_mask is not None:
-        _require(atten_mask.is_contiguous(), op, "atten_mask is not contiguous (non-contiguous tensors are not supported)")
+        _require(atten_mask.is_contiguous(), op,
+                 "atten_mask is not contiguous (non-contiguous tensors are not supported)")
         _require(atten_mask.dtype in MASK_DTYPES, op, f"atten_mask dtype {atten_mask.dtype} is not bool/int8/uint8")
-        _require(atten_mask.shape[0] == batch and atten_mask.shape[-1] == kv_len and atten_mask.numel() == batch * kv_len,
-                 op, f"atten_mask for Q_S = 1 must be (B, KV_S), (B, 1, KV_S) or (B, 1, 1, KV_S), got {tuple(atten_mask.shape)}")
+        _require(atten_mask.shape[0] == batch and atten_mask.shape[-1] == kv_len
+                 and atten_mask.numel() == batch * kv_len,
+                 op, "atten_mask for Q_S = 1 must be (B, KV_S), (B, 1, KV_S) or (B, 1, 1, KV_S), "
+                 f"got {tuple(atten_mask.shape)}")
         allowed = ~atten_mask.reshape(batch, 1, 1, kv_len).bool()
 
     q_lengths = _per_batch(actual_seq_lengths, batch, q_len, op, "actual_seq_lengths")
@@ -286,11 +295,13 @@ def npu_fusion_attention(
     _require(head_num <= 256, op, f"head_num {head_num} exceeds 256")
     _require(head_dim % 16 == 0 and head_dim <= 512, op, f"head_dim {head_dim} must be a multiple of 16 up to 512")
     if atten_mask is not None and sparse_mode in (0, 1):
-        _require(atten_mask.dtype in (torch.bool, torch.uint8), op, f"atten_mask dtype {atten_mask.dtype} is not bool/uint8")
+        _require(atten_mask.dtype in (torch.bool, torch.uint8), op,
+                 f"atten_mask dtype {atten_mask.dtype} is not bool/uint8")
         leading = tuple(atten_mask.shape[:-2])
         _require(
             tuple(atten_mask.shape[-2:]) == (q_len, kv_len)
-            and (atten_mask.dim() == 2 or (atten_mask.dim() == 4 and leading[0] in (1, batch) and leading[1] in (1, head_num))),
+            and (atten_mask.dim() == 2
+                 or (atten_mask.dim() == 4 and leading[0] in (1, batch) and leading[1] in (1, head_num))),
             op,
             f"atten_mask shape {tuple(atten_mask.shape)} is not one of (Sq, Skv), (B|1, N|1, Sq, Skv) for B={batch}, "
             f"N={head_num}, Sq={q_len}, Skv={kv_len}",

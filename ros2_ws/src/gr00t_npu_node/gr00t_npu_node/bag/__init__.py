@@ -1,3 +1,5 @@
+# Copyright 2026 The gr00t_npu_node Authors
+# SPDX-License-Identifier: Apache-2.0
 """Rosbag2 replay testing for gr00t_node (also the `gr00t-npu-bag` command, bag/cli.py), in three parts:
 
     rosbag2/     bags themselves: BagReader/BagWriter (bagio), play_bag, record_bag, QoS, message types

@@ -1,3 +1,5 @@
+# Copyright 2026 The gr00t_npu_node Authors
+# SPDX-License-Identifier: Apache-2.0
 """`gr00t-npu-bag`: convert a LeRobot data set to rosbag2, make the synthetic demo bag, play, record, evaluate."""
 from __future__ import annotations
 

@@ -1,3 +1,4 @@
+# Copyright 2026 The gr00t_npu_node Authors
 # SPDX-License-Identifier: Apache-2.0
 """The GPU check: upstream's golden case and the full-size benchmark on one machine that has only this repository.
 

@@ -1,3 +1,5 @@
+# Copyright 2026 The gr00t_npu_node Authors
+# SPDX-License-Identifier: Apache-2.0
 """Benchmark of one `get_action`, stage by stage, against the machine's roofline, for several paths in one run.
 
     gr00t-npu-bench --preset gr00t-n1.6-3b --device cpu --dtype bfloat16 --paths optimized,int8 --runs 10
@@ -118,7 +120,9 @@ def continued_chunk(policy: Gr00tPolicy, observation: dict, noise: torch.Tensor)
         group: np.concatenate([chunk[0, RTC_EXECUTE_STEPS:], np.repeat(chunk[0, -1:], RTC_EXECUTE_STEPS, axis=0)])
         for group, chunk in planned.items()
     }
-    guidance = ChunkGuidance(target, frozen_steps=RTC_DELAY_STEPS, overlap_steps=policy.action_horizon - RTC_EXECUTE_STEPS)
+    guidance = ChunkGuidance(
+        target, frozen_steps=RTC_DELAY_STEPS, overlap_steps=policy.action_horizon - RTC_EXECUTE_STEPS
+    )
     return following, guidance
 
 
@@ -155,7 +159,9 @@ def build_policy(args: argparse.Namespace, path: str, dtype: torch.dtype) -> Gr0
 
 def run(args: argparse.Namespace, paths: list[str], backend: Backend, dtype: torch.dtype) -> dict:
     config = PRESETS[args.preset]
-    noise = torch.randn(1, config.action_horizon, config.max_action_dim, generator=torch.Generator().manual_seed(args.seed))
+    noise = torch.randn(
+        1, config.action_horizon, config.max_action_dim, generator=torch.Generator().manual_seed(args.seed)
+    )
     load_before = os.getloadavg()[0]
     baseline_rss = status_bytes("VmRSS")
     policies: dict[str, Gr00tPolicy] = {}
@@ -232,7 +238,8 @@ def run(args: argparse.Namespace, paths: list[str], backend: Backend, dtype: tor
         for path in paths[1:]
     }
     return {
-        "preset": args.preset, "device": args.device, "backend": backend.name, "dtype": str(dtype).removeprefix("torch."),
+        "preset": args.preset, "device": args.device, "backend": backend.name,
+        "dtype": str(dtype).removeprefix("torch."),
         "weight_group_size": args.weight_group_size, "runs": args.runs, "warmup": args.warmup,
         "torch": torch.__version__, "threads": torch.get_num_threads(),
         "machine": platform.processor() or platform.machine(),
@@ -249,7 +256,9 @@ def run(args: argparse.Namespace, paths: list[str], backend: Backend, dtype: tor
             "path": paths[-1], "execute_steps": RTC_EXECUTE_STEPS, "delay_steps": RTC_DELAY_STEPS,
             "unguided_overlap_rms": unguided_rms,
             "modes": {
-                mode: asdict(r) | {"median": statistics.median(r.seconds), "added_median": statistics.median(r.added_seconds)}
+                mode: asdict(r) | {
+                    "median": statistics.median(r.seconds), "added_median": statistics.median(r.added_seconds)
+                }
                 for mode, r in rtc.items()
             },
         },
@@ -308,7 +317,9 @@ def table(report: dict) -> str:
             lines.append(row)
     lines += ["", *kernel_table(report), ""]
     for path, r in paths.items():
-        memory = f"process peak {r['peak_process_gb']:.2f} GB" if r["peak_process_gb"] is not None else "process peak n/a"
+        memory = "process peak n/a"
+        if r["peak_process_gb"] is not None:
+            memory = f"process peak {r['peak_process_gb']:.2f} GB"
         if r["peak_device_gb"] is not None:
             memory += f", device peak {r['peak_device_gb']:.2f} GB"
         lines.append(

@@ -1,3 +1,5 @@
+# Copyright 2026 The gr00t_npu_node Authors
+# SPDX-License-Identifier: Apache-2.0
 """The node's own overhead: message in -> trajectories out, minus model time.
 
     python -m gr00t_npu_node.benchmarks.node_overhead --cycles 1000 [--json]

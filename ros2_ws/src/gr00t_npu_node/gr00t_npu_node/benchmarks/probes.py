@@ -1,3 +1,5 @@
+# Copyright 2026 The gr00t_npu_node Authors
+# SPDX-License-Identifier: Apache-2.0
 """What `inference` measures about one `Gr00tPolicy.get_action`, from outside the policy: stage times (at the
 boundaries of the model's captured functions), FLOPs per stage (torch's FlopCounterMode), the linear-layer and
 attention calls of each stage with the bytes they must move (for replaying them alone and for the byte floor), the
@@ -106,7 +108,8 @@ def stage_work(policy: Gr00tPolicy, observation: dict, noise: torch.Tensor) -> S
     llm = policy.model.get_submodule(STAGE_MODULES["llm"][0])
     handle = llm.register_forward_pre_hook(lambda _module, args: tokens.append(args[0].shape[1]))
     try:
-        with torch.compiler.set_stance("force_eager"), FlopCounterMode(display=False, custom_mapping=CPU_KERNEL_FLOPS) as counter:
+        counting = FlopCounterMode(display=False, custom_mapping=CPU_KERNEL_FLOPS)
+        with torch.compiler.set_stance("force_eager"), counting as counter:
             policy.get_action(observation, noise=noise)
     finally:
         handle.remove()

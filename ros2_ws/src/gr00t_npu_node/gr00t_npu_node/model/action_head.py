@@ -1,3 +1,5 @@
+# Copyright 2026 The gr00t_npu_node Authors
+# SPDX-License-Identifier: Apache-2.0
 """GR00T N1.6 action head: embodiment-specific state/action encoders and decoder around the DiT, and the
 4-step Euler flow-matching loop that turns noise into a normalized action chunk, optionally guided toward the
 running chunk (real-time chunking, model/rtc.py)."""
@@ -84,7 +86,9 @@ class Gr00tActionHead(nn.Module):
         emb = config.input_embedding_dim
         self.vlln = nn.LayerNorm(config.backbone_embedding_dim)
         self.position_embedding = nn.Embedding(config.max_seq_len, emb)
-        self.state_encoder = CategorySpecificMLP(config.max_num_embodiments, config.max_state_dim, config.hidden_size, emb)
+        self.state_encoder = CategorySpecificMLP(
+            config.max_num_embodiments, config.max_state_dim, config.hidden_size, emb
+        )
         self.action_encoder = MultiEmbodimentActionEncoder(config.max_num_embodiments, config.max_action_dim, emb)
         self.action_decoder = CategorySpecificMLP(
             config.max_num_embodiments, config.hidden_size, config.hidden_size, config.max_action_dim

@@ -1,3 +1,5 @@
+# Copyright 2026 The gr00t_npu_node Authors
+# SPDX-License-Identifier: Apache-2.0
 """Model configuration: the GR00T N1.6 head config (checkpoint `config.json`) and the Eagle backbone config
 (backbone folder `config.json`), with the two presets this project ships."""
 from __future__ import annotations
@@ -63,7 +65,9 @@ class BackboneConfig:
                 raise ValueError(f"backbone config {path} lacks {required!r}: is this an Eagle3_VL config.json?")
         vision, text = raw["vision_config"], raw["text_config"]
         if vision.get("use_rope") or vision.get("use_windows_attn"):
-            raise ValueError(f"backbone config {path}: vision use_rope/use_windows_attn are not supported (GR00T N1.6 uses neither)")
+            raise ValueError(
+                f"backbone config {path}: vision use_rope/use_windows_attn are not supported (GR00T N1.6 uses neither)"
+            )
         if text.get("rope_scaling"):
             raise ValueError(f"backbone config {path}: text rope_scaling={text['rope_scaling']!r} is not supported")
         return cls(
@@ -129,7 +133,9 @@ class Gr00tConfig:
                 f"{self.backbone.text.hidden_size}: the checkpoint and the backbone folder do not belong together"
             )
         if self.dit_output_dim != self.hidden_size:
-            raise ValueError(f"diffusion_model_cfg.output_dim {self.dit_output_dim} must equal hidden_size {self.hidden_size}")
+            raise ValueError(
+                f"diffusion_model_cfg.output_dim {self.dit_output_dim} must equal hidden_size {self.hidden_size}"
+            )
 
     @property
     def dit_inner_dim(self) -> int:
@@ -141,7 +147,9 @@ class Gr00tConfig:
         path = Path(path)
         raw = json.loads(path.read_text())
         if raw.get("model_type") != "Gr00tN1d6":
-            raise ValueError(f"{path} has model_type {raw.get('model_type')!r}; expected 'Gr00tN1d6' (a GR00T N1.6 checkpoint)")
+            raise ValueError(
+                f"{path} has model_type {raw.get('model_type')!r}; expected 'Gr00tN1d6' (a GR00T N1.6 checkpoint)"
+            )
         for flag, supported in (("use_alternate_vl_dit", True), ("use_vlln", True), ("add_pos_embed", True)):
             if raw.get(flag, supported) != supported:
                 raise ValueError(f"{path}: {flag}={raw[flag]!r} is not supported (the released N1.6 uses {supported})")
@@ -163,7 +171,8 @@ class Gr00tConfig:
 
     def to_json(self) -> dict[str, Any]:
         """A `config.json` in the released format (the fields upstream needs to rebuild the model)."""
-        values = {f.name: getattr(self, f.name) for f in fields(self) if not f.name.startswith("dit_") and f.name != "backbone"}
+        own = [f.name for f in fields(self) if not f.name.startswith("dit_") and f.name != "backbone"]
+        values = {name: getattr(self, name) for name in own}
         return {
             "model_type": "Gr00tN1d6",
             "model_name": "nvidia/Eagle-Block2A-2B-v2",

@@ -1,3 +1,5 @@
+# Copyright 2026 The gr00t_npu_node Authors
+# SPDX-License-Identifier: Apache-2.0
 """AlternateVLDiT: the diffusion transformer of the action head. Odd blocks attend over the state+action tokens,
 even blocks cross-attend to the vision-language tokens (text-only and image-only in turn), each block AdaLN-
 modulated by the denoising timestep. Parameter names follow diffusers' BasicTransformerBlock."""

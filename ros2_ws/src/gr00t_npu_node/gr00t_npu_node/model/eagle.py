@@ -1,3 +1,5 @@
+# Copyright 2026 The gr00t_npu_node Authors
+# SPDX-License-Identifier: Apache-2.0
 """Eagle-Block2A-2B-v2 backbone: vision tokens projected into the LLM's embedding space in place of the
 `<IMG_CONTEXT>` tokens, then the truncated Qwen3."""
 from __future__ import annotations

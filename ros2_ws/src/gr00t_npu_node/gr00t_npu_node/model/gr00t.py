@@ -1,3 +1,5 @@
+# Copyright 2026 The gr00t_npu_node Authors
+# SPDX-License-Identifier: Apache-2.0
 """The GR00T N1.6 model: Eagle backbone + action head, with the released checkpoint's parameter names, and its
 inference entry point `forward(inputs, noise) -> action_pred`.
 
@@ -143,7 +145,8 @@ class Gr00tN1d6(nn.Module):
         expected = self.noise_shape(inputs.input_ids.shape[0])
         if tuple(noise.shape) != expected:
             raise ValueError(
-                f"noise has shape {list(noise.shape)}; expected {list(expected)} (batch, action_horizon, max_action_dim)"
+                f"noise has shape {list(noise.shape)}; expected {list(expected)} "
+                "(batch, action_horizon, max_action_dim)"
             )
         if guidance is not None and tuple(guidance.target.shape) != expected:
             raise ValueError(

@@ -1,3 +1,4 @@
+# Copyright 2026 The gr00t_npu_node Authors
 # SPDX-License-Identifier: Apache-2.0
 """Weight-only int8 (W8A16): the linear layers whose weights dominate the bytes read per inference, stored as int8
 with a scale per output channel (or per group of input channels), quantized at load from the checkpoint's weights.

@@ -1,3 +1,5 @@
+# Copyright 2026 The gr00t_npu_node Authors
+# SPDX-License-Identifier: Apache-2.0
 """Qwen3 decoder, truncated to the layers GR00T uses, returning the final-normed hidden states (no LM head
 computation: its logits are never used for actions)."""
 from __future__ import annotations

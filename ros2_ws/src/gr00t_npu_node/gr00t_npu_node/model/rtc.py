@@ -1,3 +1,5 @@
+# Copyright 2026 The gr00t_npu_node Authors
+# SPDX-License-Identifier: Apache-2.0
 """Real-time chunking's Euler steps (Black, Galliker, Levine 2025, Algorithm 1) in GR00T's flow convention: t runs
 from 0 (noise) to 1 (data), x_{t+dt} = x_t + dt v(x_t, t), and the denoised prediction is f(x) = x + (1 - t) v(x, t).
 
@@ -49,7 +51,8 @@ class ActionGuidance:
     @classmethod
     def inert(cls, mode: str, shape: tuple[int, int, int]) -> "ActionGuidance":
         """A guidance that asks nothing (no target, no frozen step) for chunks of `shape` [B, action_horizon,
-        max_action_dim], laid out as Gr00tPolicy lays out every real one: a loop compiled for it is compiled for them."""
+        max_action_dim], laid out as Gr00tPolicy lays out every real one: a loop compiled for it is compiled for
+        them."""
         mask_shape = (1, *shape[1:])
         return cls(mode, torch.zeros(shape), torch.zeros(mask_shape), torch.zeros(mask_shape, dtype=torch.bool))
 

@@ -1,3 +1,5 @@
+# Copyright 2026 The gr00t_npu_node Authors
+# SPDX-License-Identifier: Apache-2.0
 """SigLIP2 vision encoder as used by Eagle-Block2A-2B-v2: 14x14 patches, a learned 16x16 position grid resized
 to the image, pre-LN encoder layers with per-image full attention, final LayerNorm."""
 from __future__ import annotations
@@ -27,7 +29,9 @@ class VisionEmbeddings(nn.Module):
         key = (rows, cols)
         if key not in self._resized:
             grid = self.position_embedding.weight.reshape(self.grid, self.grid, -1).permute(2, 0, 1)[None]
-            resized = F.interpolate(grid.float(), size=(rows, cols), mode="bilinear", align_corners=False, antialias=True)
+            resized = F.interpolate(
+                grid.float(), size=(rows, cols), mode="bilinear", align_corners=False, antialias=True
+            )
             table = resized[0].flatten(1).t().to(self.position_embedding.weight.dtype)
             # A captured graph reads the cached table where it is, instead of copying it into an input slot.
             torch._dynamo.mark_static_address(table)
@@ -39,7 +43,8 @@ class VisionEmbeddings(nn.Module):
         n, c, h, w = pixel_values.shape
         p = self.patch_size
         rows, cols = h // p, w // p
-        patches = pixel_values.reshape(n, c, rows, p, cols, p).permute(0, 2, 4, 3, 5, 1).reshape(n, rows * cols, p * p * c)
+        patches = pixel_values.reshape(n, c, rows, p, cols, p).permute(0, 2, 4, 3, 5, 1)
+        patches = patches.reshape(n, rows * cols, p * p * c)
         embeddings = self.patch_embedding(patches.to(self.patch_embedding.weight.dtype))
         return embeddings + self.resized_position_embedding(rows, cols)
 

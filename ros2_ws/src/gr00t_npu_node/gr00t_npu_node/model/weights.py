@@ -1,3 +1,5 @@
+# Copyright 2026 The gr00t_npu_node Authors
+# SPDX-License-Identifier: Apache-2.0
 """Checkpoint weights in the released layout: `model.safetensors`, or shards listed by
 `model.safetensors.index.json`. Loading builds nothing twice: the model is created on the meta device, each file is
 opened once (memory-mapped), and each tensor is cast once to the target dtype/device and assigned in place."""
@@ -114,5 +116,6 @@ def save_weights(model: nn.Module, folder: str | Path, max_shard_bytes: int | No
         paths.append(path)
         weight_map.update({name: path.name for name in shard})
     total = sum(t.numel() * t.element_size() for t in tensors.values())
-    (folder / INDEX_FILE).write_text(json.dumps({"metadata": {"total_size": total}, "weight_map": weight_map}, indent=2))
+    index = {"metadata": {"total_size": total}, "weight_map": weight_map}
+    (folder / INDEX_FILE).write_text(json.dumps(index, indent=2))
     return paths

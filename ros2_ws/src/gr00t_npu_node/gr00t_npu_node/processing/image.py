@@ -1,3 +1,5 @@
+# Copyright 2026 The gr00t_npu_node Authors
+# SPDX-License-Identifier: Apache-2.0
 """Camera frame -> vision-encoder pixels, exactly as upstream GR00T N1.6 evaluates an image.
 
 Two stages, as upstream splits them:
@@ -50,7 +52,7 @@ def fractional_center_crop(image: np.ndarray, fraction: float) -> np.ndarray:
     height, width = image.shape[:2]
     crop_height, crop_width = center_crop_shape(height, width, fraction)
     top, left = (height - crop_height) // 2, (width - crop_width) // 2
-    return image[top : top + crop_height, left : left + crop_width]
+    return image[top:top + crop_height, left:left + crop_width]
 
 
 def eval_transform(image: np.ndarray, shortest_edge: int, crop_fraction: float) -> np.ndarray:

@@ -1,3 +1,5 @@
+# Copyright 2026 The gr00t_npu_node Authors
+# SPDX-License-Identifier: Apache-2.0
 """`Gr00tProcessor`: upstream's observation dict -> model tensors, and the model's action chunk -> joint targets,
 for one embodiment of a GR00T N1.6 checkpoint folder (processor_config.json, statistics.json,
 embodiment_id.json) and its backbone folder (tokenizer files, config.json).
@@ -109,7 +111,11 @@ class Gr00tProcessor:
 
     @classmethod
     def from_folders(
-        cls, checkpoint_dir: str | Path, backbone_dir: str | Path, embodiment: str, image_token_index: Optional[int] = None
+        cls,
+        checkpoint_dir: str | Path,
+        backbone_dir: str | Path,
+        embodiment: str,
+        image_token_index: Optional[int] = None,
     ) -> "Gr00tProcessor":
         """`image_token_index` (the model's, from the backbone config.json), when given, is checked against the
         tokenizer's."""
@@ -237,7 +243,9 @@ class Gr00tProcessor:
         batch = self._validate_states(states, batch=None)
         for group, values in actions.items():
             if np.shape(values)[:1] != (batch,):
-                raise ValueError(f"actions of {group!r} have shape {list(np.shape(values))}; the observation's batch is {batch}")
+                raise ValueError(
+                    f"actions of {group!r} have shape {list(np.shape(values))}; the observation's batch is {batch}"
+                )
             if not np.isfinite(values).all():
                 raise ValueError(f"actions of {group!r} contain NaN or inf; give finite joint positions")
         return self.action_decoder.encode(actions, states)

@@ -1,3 +1,5 @@
+# Copyright 2026 The gr00t_npu_node Authors
+# SPDX-License-Identifier: Apache-2.0
 """Robot state -> model state vector, and model action chunk -> joint targets, as upstream's
 `StateActionProcessor` does it (numpy, the same dtypes and operation order, so results match to the bit).
 

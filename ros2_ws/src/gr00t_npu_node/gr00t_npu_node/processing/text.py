@@ -1,3 +1,5 @@
+# Copyright 2026 The gr00t_npu_node Authors
+# SPDX-License-Identifier: Apache-2.0
 """The backbone's text side: the Qwen2 byte-level BPE tokenizer built with `tokenizers` from a backbone folder,
 the instruction clean-up, the Eagle chat prompt with its image placeholders, and left-padded batch encoding.
 
@@ -252,6 +254,6 @@ class BackboneTokenizer:
         input_ids = np.full((len(encoded), length), self.pad_token_id, dtype=np.int64)
         attention_mask = np.zeros((len(encoded), length), dtype=np.int64)
         for row, ids in enumerate(encoded):
-            input_ids[row, length - len(ids) :] = ids
-            attention_mask[row, length - len(ids) :] = 1
+            input_ids[row, length - len(ids):] = ids
+            attention_mask[row, length - len(ids):] = 1
         return input_ids, attention_mask

@@ -1,3 +1,5 @@
+# Copyright 2026 The gr00t_npu_node Authors
+# SPDX-License-Identifier: Apache-2.0
 """Timing of a decoded action chunk: which steps are still in the future, when the trajectory starts, and the
 bumpless blend from the measured position after a handover.
 

@@ -1,3 +1,5 @@
+# Copyright 2026 The gr00t_npu_node Authors
+# SPDX-License-Identifier: Apache-2.0
 """The node's /diagnostics: three statuses (inputs, policy, safety), each at the level of its worst current
 fault, with the counters, rates and latencies a robot engineer reads first."""
 from __future__ import annotations

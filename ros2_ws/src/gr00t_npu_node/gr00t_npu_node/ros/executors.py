@@ -1,3 +1,5 @@
+# Copyright 2026 The gr00t_npu_node Authors
+# SPDX-License-Identifier: Apache-2.0
 """Two single-threaded executors over one node: the safety callbacks (e-stop, resume, mode changes, the watchdog)
 run in their own thread, so a burst of images or a large teleop message on the main thread cannot delay them.
 

@@ -1,3 +1,5 @@
+# Copyright 2026 The gr00t_npu_node Authors
+# SPDX-License-Identifier: Apache-2.0
 """sensor_msgs/Image and CompressedImage -> RGB uint8 [H, W, 3], behaving like cv_bridge's
 `imgmsg_to_cv2(msg, "rgb8")` for the 8-bit colour encodings a robot camera publishes.
 

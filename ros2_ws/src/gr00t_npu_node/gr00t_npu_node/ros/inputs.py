@@ -1,3 +1,5 @@
+# Copyright 2026 The gr00t_npu_node Authors
+# SPDX-License-Identifier: Apache-2.0
 """The latest inputs, written by subscription callbacks (which only store) and read by the inference worker."""
 from __future__ import annotations
 

@@ -1,3 +1,5 @@
+# Copyright 2026 The gr00t_npu_node Authors
+# SPDX-License-Identifier: Apache-2.0
 """sensor_msgs/JointState (or a merged joint state with the same `name`/`position` fields) -> per-group joint
 positions, by joint name (order does not matter, joints the policy does not use are ignored)."""
 from __future__ import annotations

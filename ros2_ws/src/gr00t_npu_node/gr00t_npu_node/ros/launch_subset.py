@@ -1,3 +1,5 @@
+# Copyright 2026 The gr00t_npu_node Authors
+# SPDX-License-Identifier: Apache-2.0
 """The part of the `launch` / `launch_ros` API that launch/gr00t_gr1.launch.py uses, for machines where those
 packages cannot be installed (the pip-installed ROS 2 stack). `installed()` puts these classes under the real
 module names only while a launch file is loaded, and only when the real packages are not importable.

@@ -1,3 +1,5 @@
+# Copyright 2026 The gr00t_npu_node Authors
+# SPDX-License-Identifier: Apache-2.0
 """Building and reading the outgoing and teleop messages (numpy <-> ROS types), nothing else."""
 from __future__ import annotations
 

@@ -1,3 +1,5 @@
+# Copyright 2026 The gr00t_npu_node Authors
+# SPDX-License-Identifier: Apache-2.0
 """Counters, latency statistics and the current faults of the node, rendered as diagnostic statuses.
 
 A fault is a condition with a source ("camera", "policy", ...) that stays reported until its source clears it;

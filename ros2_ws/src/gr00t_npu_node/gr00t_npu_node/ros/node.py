@@ -1,3 +1,5 @@
+# Copyright 2026 The gr00t_npu_node Authors
+# SPDX-License-Identifier: Apache-2.0
 """gr00t_node: camera, joint states and instruction in; timed action chunks out to the joint controllers.
 
 Lifecycle: configure loads the checkpoint and warms the model up, activate starts the inference worker and

@@ -1,3 +1,5 @@
+# Copyright 2026 The gr00t_npu_node Authors
+# SPDX-License-Identifier: Apache-2.0
 """The one place the node obtains its policy: the ROS layer reaches the model only here (gr00t_npu_node.policy, and
 the embedded tiny checkpoint when no model_path is given)."""
 from __future__ import annotations

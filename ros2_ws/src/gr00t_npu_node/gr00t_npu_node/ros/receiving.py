@@ -1,3 +1,5 @@
+# Copyright 2026 The gr00t_npu_node Authors
+# SPDX-License-Identifier: Apache-2.0
 """How the node takes in a message from the world: raw, under a size cap, read only if it fits, stamped no
 further ahead of the node's clock than `max_clock_skew`; anything else is a counted fault of its source (a
 hostile or broken publisher never raises in the executor)."""

@@ -1,3 +1,5 @@
+# Copyright 2026 The gr00t_npu_node Authors
+# SPDX-License-Identifier: Apache-2.0
 """The only writer to the joint controllers. Every outgoing command (policy chunk, teleop forward, hold) goes
 through `SafetyGate`, which owns the controller publishers (no other object has them) and enforces:
 
@@ -10,8 +12,8 @@ through `SafetyGate`, which owns the controller publishers (no other object has 
   controller are dropped (never turned into a move in no time); a command stamped further ahead of the node's
   clock than `max_clock_skew` is refused;
 * per-joint position limits (clamp and count) and velocity limits: each segment between consecutive points, the
-  first from where the controller is (on the policy chunk it executes, else at the measured position) over the
-  time actually left until it is due, moves at most
+  first from the newest measured position over the time actually left until it is due (and, while a policy chunk
+  runs, also from where it has the controller then: the measurement lags the controller), moves at most
   `velocity_max * dt`, and velocities are clamped to `velocity_max` (count). A joint measured outside its
   limits is never commanded further out and comes back no faster than its velocity limit; a hold leaves it
   where it is;
@@ -45,9 +47,6 @@ COMMAND_QOS = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
 # before then are dropped: the first segment, from the measured position, then has at least the time it is
 # limited for whenever delivery is that fast (loopback: about 1 ms).
 DELIVERY_MARGIN_NS = 10_000_000
-# A robot measured this close to the running chunk's plan follows it: a new chunk's first segment starts from the
-# plan (where the controller is), not from the older measurement.
-TRACKING_TOLERANCE_RAD = 0.05
 
 
 @dataclass(frozen=True)
@@ -102,7 +101,7 @@ class SafetyGate:
         self._epoch = 0  # advanced by every interruption (holds included): a policy chunk must carry the current one
         self._authority = 0  # advanced by mode, e-stop and lifecycle changes: a teleop forward must not straddle one
         self._holding = {g: False for g in groups}
-        self._commanded: Optional[PlannedChunk] = None  # the policy chunk the controllers execute, if they do
+        self._running: Optional[PlannedChunk] = None  # the policy chunk the controllers execute, if they do
 
     # ---- authority -------------------------------------------------------------------------------------------
     @property
@@ -240,9 +239,11 @@ class SafetyGate:
             self._monitor.fault("policy", "every step of the chunk was due before it could be published: dropped")
             return None
         groups = list(self._groups)
-        reference = self._commanded_position(ready_ns, plan)
+        reference = self._reference(plan)
+        running = self._running
+        commanded = None if running is None else running.positions_at(np.array([ready_ns]))[0]
         times_s = (due_ns[first:] - ready_ns) * 1e-9
-        result = limit_trajectory(self._chunk_limits, reference, times_s, plan.positions[first:])
+        result = limit_trajectory(self._chunk_limits, reference, times_s, plan.positions[first:], commanded=commanded)
         positions = np.split(result.positions, self._chunk_splits, axis=1)
         velocities = np.split(result.velocities, self._chunk_splits, axis=1)
         start_ns = plan.start_ns + first * self._step_ns
@@ -258,21 +259,13 @@ class SafetyGate:
         self._monitor.count("chunks_published")
         return published
 
-    def _commanded_position(self, at_ns: int, plan: PlannedChunk) -> np.ndarray:
-        """Where the controllers are at `at_ns`, the origin of a new chunk's first segment: on the policy chunk
-        published last while the robot follows it (a joint_trajectory_controller tracks it, and the joint states
-        lag it by their period and transport), else at the newest measured position (holding, after teleop, or
-        a robot that does not follow)."""
+    def _reference(self, plan: PlannedChunk) -> np.ndarray:
+        """The origin of a chunk's first segment: the newest measured position (the robot has moved on since the
+        observation the chunk was computed from, by as much as the inference took)."""
         measured = self._measured()
         if measured is None:
             return plan.reference
-        at_measurement = np.concatenate([measured.positions[g] for g in self._groups])
-        commanded = self._commanded
-        if commanded is not None:
-            expected = commanded.positions_at(np.array([measured.stamp_ns, at_ns], dtype=np.int64))
-            if np.all(np.abs(expected[0] - at_measurement) <= TRACKING_TOLERANCE_RAD):
-                return expected[1]
-        return at_measurement
+        return np.concatenate([measured.positions[g] for g in self._groups])
 
     def forward_teleop(self, group_name: str, msg: JointTrajectory) -> bool:
         """Forward one teleop trajectory for `group_name` (reordered to the group's joints) if in teleop mode.
@@ -358,10 +351,10 @@ class SafetyGate:
 
     def supersede_chunks(self) -> None:
         """Chunks computed so far are not published (their inputs are no longer valid); nothing is commanded, and
-        the chunk last published no longer says where the controllers are (the clock went back)."""
+        the chunk published last no longer says where the controllers are (the clock went back)."""
         with self._lock:
             self._epoch += 1
-            self._commanded = None
+            self._running = None
 
     def hold(self, reason: str, groups: Sequence[str] | None = None) -> bool:
         """Command each group not already holding to stay at its measured position; interrupts the policy."""
@@ -428,7 +421,7 @@ class SafetyGate:
 
     def _send(self, outgoing: dict[str, JointTrajectory], chunk: Optional[PlannedChunk] = None) -> None:
         """Publish `outgoing`; `chunk` the policy chunk it is (None: a hold or a teleop forward)."""
-        self._commanded = chunk
+        self._running = chunk
         for g, msg in outgoing.items():
             self._holding[g] = False
             if self._dry_run:

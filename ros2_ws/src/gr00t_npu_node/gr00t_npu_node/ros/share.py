@@ -1,3 +1,5 @@
+# Copyright 2026 The gr00t_npu_node Authors
+# SPDX-License-Identifier: Apache-2.0
 """Where the package's data files (config/, launch/) are: the ament share directory when the package is
 installed (colcon, or pip with AMENT_PREFIX_PATH set), else `<prefix>/share/<package>` (a plain pip install),
 else the source tree (editable installs, tests)."""

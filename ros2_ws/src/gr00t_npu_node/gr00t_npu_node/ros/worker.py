@@ -1,3 +1,5 @@
+# Copyright 2026 The gr00t_npu_node Authors
+# SPDX-License-Identifier: Apache-2.0
 """The inference worker: one thread, never a callback. Each cycle takes the newest image and the joint state
 closest to its stamp, checks them, runs `policy.get_action`, plans the chunk and hands it to the safety gate.
 

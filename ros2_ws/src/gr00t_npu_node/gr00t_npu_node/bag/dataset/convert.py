@@ -1,3 +1,5 @@
+# Copyright 2026 The gr00t_npu_node Authors
+# SPDX-License-Identifier: Apache-2.0
 """Episode -> rosbag2: camera frames, joint states, the latched instruction and the recorded action, all stamped
 with the episode's own timestamps on the bag time base (the same time as header stamp and as receive time)."""
 from __future__ import annotations

@@ -1,3 +1,5 @@
+# Copyright 2026 The gr00t_npu_node Authors
+# SPDX-License-Identifier: Apache-2.0
 """An episode in memory (states, actions, instruction) with its camera frames decoded on demand, and the LeRobot
 reader that produces one from a data set (parquet + mp4 + meta, the layout of NVIDIA's GR00T demo data)."""
 from __future__ import annotations

@@ -1,3 +1,5 @@
+# Copyright 2026 The gr00t_npu_node Authors
+# SPDX-License-Identifier: Apache-2.0
 """A bag back into an `Episode`: camera frames, the joint state at each frame, the recorded action and the
 instruction, so a converted (or robot-recorded) bag can be evaluated like the data set it came from."""
 from __future__ import annotations

@@ -1,3 +1,5 @@
+# Copyright 2026 The gr00t_npu_node Authors
+# SPDX-License-Identifier: Apache-2.0
 """Where things live in a bag: topic names, the bag time base, and the names of the robot's joints.
 
 Joint names come from the node's parameter file (`joint_groups.<group>.joints`), so a bag converted from a data set

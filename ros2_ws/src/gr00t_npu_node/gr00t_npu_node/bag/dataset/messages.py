@@ -1,3 +1,5 @@
+# Copyright 2026 The gr00t_npu_node Authors
+# SPDX-License-Identifier: Apache-2.0
 """CDR bytes of the messages a converted episode holds, and their decoding.
 
 Encoding uses rosbags' CDR serializer: deterministic bytes with zeroed padding (rclpy's serializer leaves padding

@@ -1,3 +1,5 @@
+# Copyright 2026 The gr00t_npu_node Authors
+# SPDX-License-Identifier: Apache-2.0
 """A small synthetic episode (moving colour pattern, smooth joint motion inside the configured limits, an
 instruction), generated deterministically so the demo and tests have a bag without any data set."""
 from __future__ import annotations

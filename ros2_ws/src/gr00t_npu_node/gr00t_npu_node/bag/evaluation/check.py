@@ -1,3 +1,5 @@
+# Copyright 2026 The gr00t_npu_node Authors
+# SPDX-License-Identifier: Apache-2.0
 """Regression checks on the node's commands recorded during a replay: chunk count for the episode length and
 cadence, joint names, monotonic stamps, position limits, and chunk timing against the replayed clock; and how
 smoothly each chunk hands over to the next (evaluation/switches.py)."""

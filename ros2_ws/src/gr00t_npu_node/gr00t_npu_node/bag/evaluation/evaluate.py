@@ -1,3 +1,5 @@
+# Copyright 2026 The gr00t_npu_node Authors
+# SPDX-License-Identifier: Apache-2.0
 """Evaluation of a policy on an episode: offline (the policy called directly at every chunk start, as fast as it
 runs) or live (the episode replayed into the running node, its commanded chunks recorded and scored)."""
 from __future__ import annotations

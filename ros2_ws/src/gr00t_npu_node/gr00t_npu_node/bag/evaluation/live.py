@@ -1,3 +1,5 @@
+# Copyright 2026 The gr00t_npu_node Authors
+# SPDX-License-Identifier: Apache-2.0
 """Replay a bag into a running gr00t_node and record what it commands: the bag's camera, joint states and
 instruction go in on sim time (/clock from the bag), the node's trajectories and latencies are recorded to a bag.
 
@@ -139,7 +141,8 @@ def replay_into_node(bag_path: Path | str, out: Path | str, layout: JointLayout,
         # Everyone on sim time (the node, our recorder, ...) must be up before the first /clock message.
         try:
             played = play_bag(bag_path, rate=rate, topics=inputs, remap=remap, clock_hz=CLOCK_HZ,
-                              wait_for={**{t: 1 for t in inputs}, "/clock": clock_subscribers}, wait_timeout=start_timeout)
+                              wait_for={**{t: 1 for t in inputs}, "/clock": clock_subscribers},
+                              wait_timeout=start_timeout)
         except SubscriberTimeout as err:
             raise TimeoutError(f"{err}; check the node's image_topic, joint_states_topic and instruction_topic "
                                "and that it runs with use_sim_time:=true") from None

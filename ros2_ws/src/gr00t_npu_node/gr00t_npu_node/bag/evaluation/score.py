@@ -1,3 +1,5 @@
+# Copyright 2026 The gr00t_npu_node Authors
+# SPDX-License-Identifier: Apache-2.0
 """Scoring predicted action chunks against an episode's recorded actions.
 
 Step i of a chunk predicted from the observation at frame k is compared with the recorded action of frame k + i

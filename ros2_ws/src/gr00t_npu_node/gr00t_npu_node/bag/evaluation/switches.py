@@ -1,3 +1,5 @@
+# Copyright 2026 The gr00t_npu_node Authors
+# SPDX-License-Identifier: Apache-2.0
 """How smoothly one chunk hands over to the next. The robot executes the running plan until t0, the new plan's
 first point that departs from it (a chunk generated with real-time chunking starts with the running chunk's own
 points, the steps executed during its inference; otherwise t0 is the new plan's first point), and the new plan

@@ -1,3 +1,5 @@
+# Copyright 2026 The gr00t_npu_node Authors
+# SPDX-License-Identifier: Apache-2.0
 """The node's commanded chunks read back from a recorded bag: one `trajectory_msgs/JointTrajectory` per
 commanded group and chunk, grouped into chunks by their common header stamp."""
 from __future__ import annotations

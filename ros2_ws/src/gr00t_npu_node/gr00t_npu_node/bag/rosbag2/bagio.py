@@ -1,3 +1,5 @@
+# Copyright 2026 The gr00t_npu_node Authors
+# SPDX-License-Identifier: Apache-2.0
 """Reading and writing rosbag2 directories (mcap or sqlite3) as raw CDR bytes, on top of `rosbags`.
 
 Nothing here decodes a message: play and record move bytes, so a bag written by `ros2 bag record` on a robot

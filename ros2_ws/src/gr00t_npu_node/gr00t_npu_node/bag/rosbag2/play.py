@@ -1,3 +1,5 @@
+# Copyright 2026 The gr00t_npu_node Authors
+# SPDX-License-Identifier: Apache-2.0
 """Replay a bag's raw messages at their recorded timing, with the QoS their publishers offered, optionally driving
 /clock so that nodes on sim time follow the bag's time base."""
 from __future__ import annotations
@@ -65,7 +67,7 @@ def _time_msg(stamp_ns: int) -> Clock:
 def play_bag(path: Path | str, *, rate: float = 1.0, loop: bool = False, topics: Sequence[str] | None = None,
              remap: Mapping[str, str] | None = None, start_offset: float = 0.0, clock_hz: float | None = None,
              wait_for: Sequence[str] | Mapping[str, int] | None = None, wait_timeout: float = 10.0,
-             ack_timeout: float = 5.0, node: Node | None = None, stop: threading.Event | None = None) -> PlayResult:
+             ack_timeout: float = 30.0, node: Node | None = None, stop: threading.Event | None = None) -> PlayResult:
     """Publish the bag's messages (all topics, or `topics`) at `rate` times their recorded pace, from its first
     message on.
 
@@ -77,7 +79,9 @@ def play_bag(path: Path | str, *, rate: float = 1.0, loop: bool = False, topics:
     Latched topics keep their last message before `start_offset`; their messages up to the start go out first,
     acknowledged by every subscriber before the clock runs. `clock_hz` publishes /clock with the bag's time at that
     rate and before every message. With `loop`, it repeats until `stop` is set or Ctrl+C. `node`
-    (optional) is an existing node to create the publishers on; it needs no spinning.
+    (optional) is an existing node to create the publishers on; it needs no spinning. `ack_timeout` bounds each
+    wait for the reliable subscribers' acknowledgements (a Python recorder on a loaded machine can take seconds to
+    take a burst); what is still unacknowledged then is reported in `unacked`.
     """
     if rate <= 0:
         raise ValueError(f"rate must be positive, got {rate}")

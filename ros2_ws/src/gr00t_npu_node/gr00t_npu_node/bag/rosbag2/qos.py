@@ -1,3 +1,5 @@
+# Copyright 2026 The gr00t_npu_node Authors
+# SPDX-License-Identifier: Apache-2.0
 """QoS between a bag's `offered_qos_profiles` (rosbags' `Qos`) and rclpy, adapted the way rosbag2 does it.
 
 Play offers what the recording's publishers offered: best effort if any of them was best effort, transient local

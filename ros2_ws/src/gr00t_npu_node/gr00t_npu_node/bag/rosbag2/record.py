@@ -1,3 +1,5 @@
+# Copyright 2026 The gr00t_npu_node Authors
+# SPDX-License-Identifier: Apache-2.0
 """Record topics to a bag as raw CDR bytes: subscribe to each topic once a publisher shows its type, store the
 QoS the publishers offer, and on stop take every message still queued in the middleware before closing.
 

@@ -1,3 +1,5 @@
+# Copyright 2026 The gr00t_npu_node Authors
+# SPDX-License-Identifier: Apache-2.0
 """Message classes and definitions by type name ("pkg/msg/Name"), for writing a bag's connection records.
 
 Definitions come from rosbags' Jazzy type store; a type it does not know (a robot's custom message) is described
