@@ -23,6 +23,7 @@ from gr00t_npu_node.guidance import ChunkGuidance
 from gr00t_npu_node.keys import LANGUAGE, STATE, VIDEO
 from gr00t_npu_node.model.config import BackboneConfig
 from gr00t_npu_node.model.gr00t import Gr00tN1d6
+from gr00t_npu_node.model.quantization import INT8, Int8Weights
 from gr00t_npu_node.model.rtc import ActionGuidance
 from gr00t_npu_node.processing.processor import Gr00tProcessor
 
@@ -65,6 +66,28 @@ def resolve_dtype(dtype: Optional[str | torch.dtype], backend: Backend) -> torch
     return resolved
 
 
+def resolve_weights(
+    weight_dtype: Optional[str], group_size: Optional[int], dtype: torch.dtype
+) -> Optional[Int8Weights]:
+    """None (the weights keep the model dtype) for weight_dtype None, "" or the model dtype's name; the int8
+    quantization for "int8". Raises ValueError naming the problem otherwise."""
+    name = str(dtype).removeprefix("torch.")
+    if weight_dtype in (None, "", name):
+        if group_size is not None:
+            raise ValueError(f"weight_group_size {group_size} needs weight_dtype='int8' (the weights are {name})")
+        return None
+    if weight_dtype != INT8:
+        raise ValueError(
+            f"weight_dtype {weight_dtype!r} is not supported: use 'int8', or leave it empty for {name} weights"
+        )
+    if dtype not in (torch.bfloat16, torch.float16):
+        raise ValueError(
+            f"weight_dtype='int8' computes with bfloat16 or float16 activations (W8A16), and dtype is {name}: "
+            "pass dtype='bfloat16'"
+        )
+    return Int8Weights(group_size)
+
+
 class Gr00tPolicy:
     """GR00T N1.6 inference for one embodiment: processor -> model -> decoded action chunk.
 
@@ -76,7 +99,8 @@ class Gr00tPolicy:
         self.processor = processor
         self.description = (
             f"{name} embodiment={processor.embodiment} device={model.backend.name} "
-            f"dtype={str(model.dtype).removeprefix('torch.')} {'optimized' if model.optimized else 'plain'}"
+            f"dtype={str(model.dtype).removeprefix('torch.')} weights={model.weight_description} "
+            f"{'optimized' if model.optimized else 'plain'}"
         )
         self._noise = torch.Generator().manual_seed(seed)
 
@@ -91,13 +115,17 @@ class Gr00tPolicy:
         optimize: bool = True,
         seed: int = 0,
         compile_cache_dir: Optional[str | Path] = None,
+        weight_dtype: Optional[str] = None,
+        weight_group_size: Optional[int] = None,
     ) -> "Gr00tPolicy":
         """Loads a checkpoint folder in the released layout (config.json, model.safetensors or sharded with
         model.safetensors.index.json, processor_config.json, statistics.json, embodiment_id.json).
 
         `optimize=False` is the plain eager path (reference operators, nothing hoisted or compiled), the baseline
         of tests and benchmarks. `compile_cache_dir` keeps compiled graphs between processes where the device
-        supports it (npu)."""
+        supports it (npu). `weight_dtype="int8"` quantizes the LLM's and the DiT's linear layers at load (weight-only,
+        one scale per output channel, or per `weight_group_size` input channels) and needs dtype bfloat16 or
+        float16; by default the weights keep the model dtype."""
         path = Path(path)
         if not (path / "config.json").is_file():
             raise FileNotFoundError(f"{path} is not a GR00T N1.6 checkpoint folder: it has no config.json")
@@ -106,7 +134,8 @@ class Gr00tPolicy:
         processor = Gr00tProcessor.from_folders(path, backbone_dir, embodiment, backbone.image_token_index)
         backend = get_backend(device, compile_cache_dir=compile_cache_dir)
         torch_dtype = resolve_dtype(dtype, backend)
-        model = Gr00tN1d6.from_checkpoint(path, backbone, backend if optimize else backend.plain(), torch_dtype)
+        int8 = resolve_weights(weight_dtype, weight_group_size, torch_dtype)
+        model = Gr00tN1d6.from_checkpoint(path, backbone, backend if optimize else backend.plain(), torch_dtype, int8)
         if optimize:
             model.optimize()
         return cls(model, processor, path.name, seed)

@@ -23,7 +23,7 @@ from gr00t_npu_node.keys import ACTION, LANGUAGE, RELATIVE_ACTION, STATE, VIDEO
 from gr00t_npu_node.model.config import preset
 from gr00t_npu_node.model.gr00t import Gr00tN1d6
 from gr00t_npu_node.model.weights import save_weights, tie_lm_head
-from gr00t_npu_node.policy import Gr00tPolicy, resolve_dtype
+from gr00t_npu_node.policy import Gr00tPolicy, resolve_dtype, resolve_weights
 from gr00t_npu_node.processing.processor import Gr00tProcessor
 from gr00t_npu_node.tiny_tokenizer import write_tiny_tokenizer
 
@@ -56,7 +56,8 @@ def gr1_modality_config() -> dict:
         return base | extra
 
     action_configs = [
-        {"rep": "RELATIVE" if g in RELATIVE_GROUPS else "ABSOLUTE", "type": "NON_EEF", "format": "DEFAULT", "state_key": None}
+        {"rep": "RELATIVE" if g in RELATIVE_GROUPS else "ABSOLUTE", "type": "NON_EEF", "format": "DEFAULT",
+         "state_key": None}
         for g in GR1_GROUPS
     ]
     return {
@@ -150,12 +151,20 @@ def _write(folder: Path, seed: int) -> None:
 
 
 def random_policy(
-    preset_name: str, device: str = "cpu", dtype: Optional[str] = None, seed: int = 0, optimize: bool = True
+    preset_name: str,
+    device: str = "cpu",
+    dtype: Optional[str] = None,
+    seed: int = 0,
+    optimize: bool = True,
+    weight_dtype: Optional[str] = None,
+    weight_group_size: Optional[int] = None,
 ) -> Gr00tPolicy:
     """A GR1 policy with random weights of a preset's size, built in memory (benchmarks); its processor files are the
-    tiny checkpoint's, written once to the user's cache."""
+    tiny checkpoint's, written once to the user's cache. `weight_dtype`/`weight_group_size` as for
+    `Gr00tPolicy.from_pretrained` (the same random weights, quantized)."""
     backend = get_backend(device)
     torch_dtype = resolve_dtype(dtype, backend)
+    int8 = resolve_weights(weight_dtype, weight_group_size, torch_dtype)
     folder = write_tiny_checkpoint(cache_dir() / "tiny")
     processor = Gr00tProcessor.from_folders(folder, folder / "backbone", GR1)
     config = preset(preset_name)
@@ -167,6 +176,8 @@ def random_policy(
     tie_lm_head(model)
     model.init_random(seed)
     model.requires_grad_(False)
+    if int8 is not None:
+        model.quantize(int8)
     if optimize:
         model.optimize()
     return Gr00tPolicy(model, processor, f"random-{preset_name}", seed)

@@ -1,7 +1,8 @@
 # Copyright 2026 The gr00t_npu_node Authors
 # SPDX-License-Identifier: Apache-2.0
 """The emulated torch_npu operators against their documented contracts: values against plain formulas, layouts,
-sparse modes, sequence lengths, and the inputs the real kernels reject."""
+sparse modes, sequence lengths, the W8A16 product's quantization modes (per tensor, channel, group) and dtype rules,
+and the inputs the real kernels reject."""
 import math
 
 import pytest
@@ -37,8 +38,12 @@ def test_attention_layouts_agree_and_match_softmax_attention_with_grouped_kv():
     expected = reference_attention(q, k, v, scale=0.2)
     kwargs = dict(num_heads=8, num_key_value_heads=2, scale=0.2)
     bnsd, lse = npu.npu_fused_infer_attention_score(q, k, v, input_layout="BNSD", **kwargs)
-    bsnd = npu.npu_fused_infer_attention_score(*(t.transpose(1, 2).contiguous() for t in (q, k, v)), input_layout="BSND", **kwargs)[0]
-    bsh = npu.npu_fused_infer_attention_score(*(t.transpose(1, 2).flatten(2).contiguous() for t in (q, k, v)), input_layout="BSH", **kwargs)[0]
+    bsnd = npu.npu_fused_infer_attention_score(
+        *(t.transpose(1, 2).contiguous() for t in (q, k, v)), input_layout="BSND", **kwargs
+    )[0]
+    bsh = npu.npu_fused_infer_attention_score(
+        *(t.transpose(1, 2).flatten(2).contiguous() for t in (q, k, v)), input_layout="BSH", **kwargs
+    )[0]
     close_bf16(bnsd, expected)
     close_bf16(bsnd.transpose(1, 2), expected)
     close_bf16(bsh.view(2, 12, 8, 32).transpose(1, 2), expected)
@@ -47,7 +52,9 @@ def test_attention_layouts_agree_and_match_softmax_attention_with_grouped_kv():
 
 def test_softmax_lse_is_the_log_sum_exp_of_the_scaled_scores():
     q, k, v = bf16(1, 2, 5, 16, seed=1), bf16(1, 2, 7, 16, seed=2), bf16(1, 2, 7, 16, seed=3)
-    _, lse = npu.npu_fused_infer_attention_score(q, k, v, num_heads=2, scale=0.25, input_layout="BNSD", softmax_lse_flag=True)
+    _, lse = npu.npu_fused_infer_attention_score(
+        q, k, v, num_heads=2, scale=0.25, input_layout="BNSD", softmax_lse_flag=True
+    )
     expected = torch.logsumexp(q.float() @ k.float().transpose(-1, -2) * 0.25, -1, keepdim=True)
     torch.testing.assert_close(lse, expected)
 
@@ -73,7 +80,9 @@ def test_sparse_mode_0_applies_the_given_mask_within_the_pre_next_tokens_band():
         q, k, v, atten_mask=masked, num_heads=2, scale=0.25, input_layout="BNSD", pre_tokens=2, next_tokens=1
     )[0]
     close_bf16(out, reference_attention(q, k, v, ~masked & band, scale=0.25))
-    unbanded = npu.npu_fused_infer_attention_score(q, k, v, atten_mask=masked, num_heads=2, scale=0.25, input_layout="BNSD")[0]
+    unbanded = npu.npu_fused_infer_attention_score(
+        q, k, v, atten_mask=masked, num_heads=2, scale=0.25, input_layout="BNSD"
+    )[0]
     close_bf16(unbanded, reference_attention(q, k, v, ~masked, scale=0.25))
 
 
@@ -87,14 +96,18 @@ def test_actual_seq_lengths_limit_keys_and_zero_the_rows_past_the_query_length()
     close_bf16(out[0], expected[0])
     close_bf16(out[1, :, :3], expected[1, :, :3])
     assert out[1, :, 3:].abs().max() == 0
-    single = npu.npu_fused_infer_attention_score(q, k, v, num_heads=2, scale=0.25, input_layout="BNSD", actual_seq_lengths_kv=[4])[0]
+    single = npu.npu_fused_infer_attention_score(
+        q, k, v, num_heads=2, scale=0.25, input_layout="BNSD", actual_seq_lengths_kv=[4]
+    )[0]
     close_bf16(single[0], reference_attention(q[:1], k[:1, :, :4], v[:1, :, :4], scale=0.25)[0])
 
 
 def test_single_query_takes_a_per_batch_key_mask_and_ignores_sparse_mode():
     q, k, v = bf16(2, 4, 1, 16, seed=1), bf16(2, 4, 7, 16, seed=2), bf16(2, 4, 7, 16, seed=3)
     masked = torch.tensor([[False] * 7, [False, True, True, False, False, True, False]])
-    out = npu.npu_fused_infer_attention_score(q, k, v, atten_mask=masked, num_heads=4, scale=0.25, input_layout="BNSD", sparse_mode=3)[0]
+    out = npu.npu_fused_infer_attention_score(
+        q, k, v, atten_mask=masked, num_heads=4, scale=0.25, input_layout="BNSD", sparse_mode=3
+    )[0]
     close_bf16(out, reference_attention(q, k, v, ~masked[:, None, None, :], scale=0.25))
 
 
@@ -103,7 +116,9 @@ def test_rows_without_any_key_are_nan_unless_row_invalid_correction_is_on():
     masked = torch.zeros(1, 1, 3, 3, dtype=torch.bool)
     masked[..., 1, :] = True
     plain = npu.npu_fused_infer_attention_score(q, k, v, atten_mask=masked, num_heads=1, input_layout="BNSD")[0]
-    corrected = npu.npu_fused_infer_attention_score(q, k, v, atten_mask=masked, num_heads=1, input_layout="BNSD", inner_precise=2)[0]
+    corrected = npu.npu_fused_infer_attention_score(
+        q, k, v, atten_mask=masked, num_heads=1, input_layout="BNSD", inner_precise=2
+    )[0]
     assert torch.isnan(plain[0, 0, 1]).all() and torch.isfinite(plain[0, 0, [0, 2]]).all()
     assert corrected[0, 0, 1].abs().max() == 0 and torch.equal(corrected[0, 0, [0, 2]], plain[0, 0, [0, 2]])
 
@@ -112,16 +127,21 @@ def test_rows_without_any_key_are_nan_unless_row_invalid_correction_is_on():
     "change, message",
     [
         (lambda a: {**a, "query": a["query"].transpose(1, 2).contiguous().transpose(1, 2)}, "query is not contiguous"),
-        (lambda a: {**a, **{n: a[n].float() for n in ("query", "key", "value")}}, "dtype torch.float32 is not supported"),
-        (lambda a: {**a, **{n: a[n][..., :24].contiguous() for n in ("query", "key", "value")}}, "head_dim 24 must be a multiple of 16"),
+        (lambda a: {**a, **{n: a[n].float() for n in ("query", "key", "value")}},
+         "dtype torch.float32 is not supported"),
+        (lambda a: {**a, **{n: a[n][..., :24].contiguous() for n in ("query", "key", "value")}},
+         "head_dim 24 must be a multiple of 16"),
         (lambda a: {**a, "num_key_value_heads": 3}, "not a multiple of num_key_value_heads 3"),
         (lambda a: {**a, "num_heads": 2, "num_key_value_heads": 2}, "query has 4 heads in its N axis"),
         (lambda a: {**a, "input_layout": "TND"}, "input_layout 'TND' is not emulated"),
         (lambda a: {**a, "sparse_mode": 4}, "sparse_mode 4 is not emulated"),
         (lambda a: {**a, "sparse_mode": 2}, "sparse_mode 2 needs the compressed 2048x2048 atten_mask"),
-        (lambda a: {**a, "sparse_mode": 2, "atten_mask": torch.ones(6, 6, dtype=torch.bool).triu(1)}, "needs an atten_mask of shape"),
-        (lambda a: {**a, "sparse_mode": 3, "atten_mask": ~npu.compressed_causal_mask()}, "lower-triangular compressed mask"),
-        (lambda a: {**a, "atten_mask": torch.zeros(2, 1, 1, 6, dtype=torch.bool).expand(2, 1, 6, 6)}, "atten_mask is not contiguous"),
+        (lambda a: {**a, "sparse_mode": 2, "atten_mask": torch.ones(6, 6, dtype=torch.bool).triu(1)},
+         "needs an atten_mask of shape"),
+        (lambda a: {**a, "sparse_mode": 3, "atten_mask": ~npu.compressed_causal_mask()},
+         "lower-triangular compressed mask"),
+        (lambda a: {**a, "atten_mask": torch.zeros(2, 1, 1, 6, dtype=torch.bool).expand(2, 1, 6, 6)},
+         "atten_mask is not contiguous"),
         (lambda a: {**a, "atten_mask": torch.zeros(2, 1, 1, 6, dtype=torch.bool)}, "is not one of"),
         (lambda a: {**a, "atten_mask": torch.zeros(2, 1, 6, 6)}, "atten_mask dtype torch.float32"),
         (lambda a: {**a, "actual_seq_lengths_kv": [7, 6]}, "must lie within the sequence length 6"),
@@ -141,7 +161,9 @@ def test_aligned_up_mask_shapes_are_accepted():
     q, k, v = bf16(1, 2, 6, 16, seed=1), bf16(1, 2, 10, 16, seed=2), bf16(1, 2, 10, 16, seed=3)
     masked = torch.zeros(16, 16, dtype=torch.bool)
     masked[:, 7:] = True
-    out = npu.npu_fused_infer_attention_score(q, k, v, atten_mask=masked, num_heads=2, scale=0.25, input_layout="BNSD")[0]
+    out = npu.npu_fused_infer_attention_score(
+        q, k, v, atten_mask=masked, num_heads=2, scale=0.25, input_layout="BNSD"
+    )[0]
     close_bf16(out, reference_attention(q, k, v, ~masked[:6, :10][None, None], scale=0.25))
 
 
@@ -217,10 +239,13 @@ def test_fusion_attention_masks_and_float32_and_its_gradient_is_the_reference_at
         (lambda a: {**a, "padding_mask": torch.zeros(2, 6, dtype=torch.bool)}, "padding_mask is not supported"),
         (lambda a: {**a, "pse": torch.zeros(2, 4, 6, 6)}, "pse, prefix and actual_seq_qlen/kvlen are not emulated"),
         (lambda a: {**a, "keep_prob": 0.9}, "dropout is not emulated"),
-        (lambda a: {**a, **{n: a[n].double() for n in ("query", "key", "value")}}, "dtype torch.float64 is not supported"),
-        (lambda a: {**a, **{n: a[n][..., :24].contiguous() for n in ("query", "key", "value")}}, "head_dim 24 must be a multiple of 16"),
+        (lambda a: {**a, **{n: a[n].double() for n in ("query", "key", "value")}},
+         "dtype torch.float64 is not supported"),
+        (lambda a: {**a, **{n: a[n][..., :24].contiguous() for n in ("query", "key", "value")}},
+         "head_dim 24 must be a multiple of 16"),
         (lambda a: {**a, "head_num": 3}, "query has 4 heads in its N axis"),
-        (lambda a: {**a, "key": bf16(2, 3, 6, 32, seed=2), "value": bf16(2, 3, 6, 32, seed=3)}, "3 heads, which does not divide"),
+        (lambda a: {**a, "key": bf16(2, 3, 6, 32, seed=2), "value": bf16(2, 3, 6, 32, seed=3)},
+         "3 heads, which does not divide"),
         (lambda a: {**a, "sparse_mode": 4}, "sparse_mode 4 is not emulated"),
         (lambda a: {**a, "atten_mask": torch.zeros(2, 6, 6, dtype=torch.bool)}, "is not one of"),
         (lambda a: {**a, "atten_mask": torch.zeros(6, 6)}, "atten_mask dtype torch.float32"),
@@ -296,7 +321,8 @@ def test_add_rms_norm_returns_the_sum_as_the_new_residual():
         (lambda: npu.npu_rms_norm(torch.randn(8), torch.ones(8)), "2 to 8 dimensions"),
         (lambda: npu.npu_rms_norm(torch.randn(2, 8), torch.ones(8, dtype=torch.bfloat16)), "gamma dtype"),
         (lambda: npu.npu_rms_norm(torch.randn(2, 8), torch.ones(4)), "trailing dimensions"),
-        (lambda: npu.npu_rms_norm(torch.randn(2, 8).double(), torch.ones(8).double()), "is not float16/bfloat16/float32"),
+        (lambda: npu.npu_rms_norm(torch.randn(2, 8).double(), torch.ones(8).double()),
+         "is not float16/bfloat16/float32"),
         (lambda: npu.npu_add_rms_norm(torch.randn(2, 8), torch.randn(2, 9), torch.ones(8)), "must match"),
     ],
 )
@@ -316,3 +342,93 @@ def test_reference_helper_matches_torch_sdpa():
     q, k, v = bf16(1, 4, 5, 16, seed=1), bf16(1, 2, 7, 16, seed=2), bf16(1, 2, 7, 16, seed=3)
     sdpa = F.scaled_dot_product_attention(q.float(), k.float(), v.float(), enable_gqa=True, scale=1 / math.sqrt(16))
     torch.testing.assert_close(reference_attention(q, k, v), sdpa)
+
+
+# ---- npu_weight_quant_batchmatmul (W8A16) ---------------------------------------------------------------------
+def int8(*shape, seed=0):
+    return torch.randint(-127, 128, shape, generator=torch.Generator().manual_seed(seed), dtype=torch.int8)
+
+
+def w8a16_reference(x, weight_kn, scale, offset=None, bias=None, group=0):
+    """x @ ((weight + offset) * scale) + bias in float64, the scale and offset expanded over k by group."""
+    k, n = weight_kn.shape
+    scale = scale.double().reshape(-1, n if scale.numel() > 1 else 1)
+    offset = torch.zeros_like(scale) if offset is None else offset.double().reshape(scale.shape)
+    if group:
+        scale, offset = (t.repeat_interleave(group, 0)[:k] for t in (scale, offset))
+    y = x.double() @ ((weight_kn.double() + offset) * scale)
+    return y if bias is None else y + bias.double().reshape(n)
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+@pytest.mark.parametrize(
+    "mode, scale_shape, group",
+    [("tensor", (1,), 0), ("tensor", (1, 1), 0), ("channel", (48,), 0), ("channel", (1, 48), 0), ("group", (3, 48), 32),
+     ("group", (2, 48), 64)],
+)
+def test_w8a16_computes_the_dequantized_product_in_every_quantization_mode(dtype, mode, scale_shape, group):
+    x = bf16(5, 96, seed=1).to(dtype)
+    weight_nk = int8(48, 96, seed=2)
+    scale = (torch.rand(scale_shape, generator=torch.Generator().manual_seed(3)) * 0.02 + 0.001).to(dtype)
+    offset = torch.randint(-4, 5, scale_shape, generator=torch.Generator().manual_seed(4)).to(dtype)
+    bias = torch.randn(48).to(npu.W8A16_BIAS_DTYPE[dtype])
+    # The (k, n) weight as the transpose of the [n, k] layout (the recommended per-channel form), and contiguous.
+    for weight in (weight_nk.t(), weight_nk.t().contiguous()):
+        out = npu.npu_weight_quant_batchmatmul(
+            x, weight, scale, antiquant_offset=offset, bias=bias, antiquant_group_size=group
+        )
+        assert out.dtype == dtype and out.shape == (5, 48)
+        expected = w8a16_reference(x, weight, scale, offset, bias, group)
+        # One rounding to the activations' dtype (8 significant bits for bfloat16).
+        torch.testing.assert_close(out.double(), expected, rtol=2**-8, atol=1e-3)
+
+
+def test_w8a16_without_offset_or_bias_is_the_scaled_integer_product():
+    x, weight = bf16(3, 64, seed=1), int8(64, 16, seed=2)
+    scale = torch.full((16,), 0.5, dtype=torch.bfloat16)
+    out = npu.npu_weight_quant_batchmatmul(x, weight, scale)
+    torch.testing.assert_close(out.double(), (x.double() @ weight.double()) * 0.5, rtol=2**-8, atol=1e-3)
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (lambda a: {**a, "x": a["x"].float()}, "x dtype torch.float32 is not supported"),
+        (lambda a: {**a, "weight": a["weight"].to(torch.int32)}, "weight dtype torch.int32 is not emulated"),
+        (lambda a: {**a, "x": a["x"][None]}, "must be 2-D"),
+        (lambda a: {**a, "x": a["x"][:, :64].contiguous()}, "differ in k"),
+        (lambda a: {**a, "x": a["x"][:0]}, "empty tensors are not supported"),
+        (lambda a: {**a, "weight": a["weight"][:, ::2]}, "weight is neither contiguous nor the transpose"),
+        (lambda a: {**a, "antiquant_scale": a["antiquant_scale"].float()}, "must equal x's torch.bfloat16"),
+        (lambda a: {**a, "antiquant_scale": a["antiquant_scale"][:40]}, r"\(1,\) or \(1, 1\) per tensor"),
+        (lambda a: {**a, "antiquant_group_size": 48}, "must be a multiple of 32"),
+        (lambda a: {**a, "antiquant_group_size": 96}, r"in \[32, k - 1 = 95\]"),
+        (lambda a: {**a, "antiquant_group_size": 32},
+         r"per-group antiquant_scale must be \(ceil\(k / group\) = 3, n = 48\)"),
+        (lambda a: {**a, "antiquant_offset": a["antiquant_scale"][None]}, "antiquant_offset .* must match"),
+        (lambda a: {**a, "bias": torch.zeros(48, dtype=torch.bfloat16)},
+         "for torch.bfloat16 x the bias must be torch.float32"),
+        (lambda a: {**a, "bias": torch.zeros(47)}, r"bias must be a contiguous \(n,\) or \(1, n\)"),
+        (lambda a: {**a, "quant_scale": torch.ones(48)}, "output quantization .* is not emulated"),
+        (lambda a: {**a, "inner_precise": 2}, "inner_precise 2"),
+    ],
+)
+def test_w8a16_rejects_what_the_kernel_rejects(change, message):
+    arguments = {"x": bf16(4, 96, seed=1), "weight": int8(48, 96, seed=2).t(),
+                 "antiquant_scale": torch.full((48,), 0.01, dtype=torch.bfloat16)}
+    with pytest.raises(NpuOpContractError, match=message):
+        npu.npu_weight_quant_batchmatmul(**change(arguments))
+
+
+def test_w8a16_rejects_k_or_n_beyond_the_kernels_range():
+    x = torch.zeros(1, 65536, dtype=torch.bfloat16)
+    with pytest.raises(NpuOpContractError, match=r"k, n must lie in \[1, 65535\]"):
+        npu.npu_weight_quant_batchmatmul(
+            x, torch.zeros(65536, 1, dtype=torch.int8), torch.ones(1, dtype=torch.bfloat16)
+        )
+
+
+def test_w8a16_refuses_to_be_differentiated_as_the_kernel_has_no_backward():
+    x = bf16(3, 64, seed=1).requires_grad_(True)
+    with pytest.raises(NpuOpContractError, match="has no backward"):
+        npu.npu_weight_quant_batchmatmul(x, int8(64, 16, seed=2), torch.full((16,), 0.5, dtype=torch.bfloat16))

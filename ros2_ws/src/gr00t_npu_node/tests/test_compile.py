@@ -71,10 +71,12 @@ def test_the_compiled_loop_reads_the_noise_anew_at_every_call(compiled, plain):
 
 
 class ReplayingBackend(Backend):
-    """The reference operators, with a `compile` whose loop returns its result in one buffer that every call
-    overwrites, as a replayed CUDA graph or aclgraph does."""
+    """The reference operators, with a `compile` whose denoising loop returns its result in one buffer that every
+    call overwrites, as a replayed CUDA graph or aclgraph does (the other captured parts run as they are)."""
 
     def compile(self, fn, *, name):
+        if name != "denoise":
+            return fn
         output = []
 
         def replay(*args):

@@ -33,6 +33,8 @@ from node_rig import GROUPS, LATCHED, healthy_positions
         ("bad_limits", ["joint_groups.waist.velocity_max:=[1.0, 2.0]"],
          "joint_groups.waist.velocity_max needs one number per joint"),
         ("bad_mode", ["initial_mode:=auto"], "initial_mode is 'auto'; use one of teleop, policy, hold"),
+        # weight_dtype reaches Gr00tPolicy.from_pretrained, which names what it takes.
+        ("bad_weights", ["weight_dtype:=int4"], "weight_dtype 'int4' is not supported: use 'int8'"),
     ],
 )
 def test_configure_failure_is_diagnosed_and_the_node_stays_up(ros_probe, name, overrides, complaint):

@@ -22,7 +22,9 @@ def get_backend(device: str, *, compile_cache_dir: Optional[str | Path] = None) 
     backend keeps torchair's compiled graphs between processes (ignored elsewhere: inductor has its own cache)."""
     kind, _, index_text = device.partition(":")
     if kind not in DEVICES or (index_text and (kind not in ("cuda", "npu") or not index_text.isdigit())):
-        raise ValueError(f"unknown device {device!r}: expected one of {', '.join(DEVICES)} (cuda and npu may add :index)")
+        raise ValueError(
+            f"unknown device {device!r}: expected one of {', '.join(DEVICES)} (cuda and npu may add :index)"
+        )
     index = int(index_text) if index_text else None
     if kind == "cpu":
         from gr00t_npu_node.backends.cpu import CpuBackend

@@ -91,6 +91,13 @@ class Backend:
         """GELU (tanh approximation) of `linear(x)`; a device that can fuses it into the matrix product."""
         return F.gelu(linear(x), approximate="tanh")
 
+    def int8_linear(self, layer: nn.Module, x: torch.Tensor) -> torch.Tensor:
+        """`layer` (a `model.quantization.QuantizedLinear`: int8 weight [out, in], scale per output channel or
+        group, bias) applied to x [..., in]: in float32 from the dequantized weight, rounded once to x's dtype (the
+        reference each device's kernel is checked against)."""
+        bias = None if layer.bias is None else layer.bias.float()
+        return F.linear(x.float(), layer.dequantized(), bias).to(x.dtype)
+
     def rotary(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
         """Rotary embedding, half-split ("rotate_half") convention. x [B, S, H, D]; cos, sin [1, S, 1, D]."""
         x1, x2 = x.chunk(2, dim=-1)
@@ -118,6 +125,10 @@ class Backend:
         """Graph-compile `fn` (static shapes, whole graph). A replayed graph may return its own output buffers, which
         the next call overwrites: read the results before calling again. The reference backend runs `fn` eagerly."""
         return fn
+
+    def begin_inference(self) -> None:
+        """Called before the captured functions of one inference run, in order; a backend whose replayed graphs
+        share one memory pool marks the start of a new round here."""
 
     def synchronize(self) -> None:
         """Wait for queued device work, so that host clocks measure it."""

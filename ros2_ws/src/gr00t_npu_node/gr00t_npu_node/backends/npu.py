@@ -1,7 +1,8 @@
 # Copyright 2026 The gr00t_npu_node Authors
 # SPDX-License-Identifier: Apache-2.0
-"""Ascend NPU backend: the model's attention, RoPE and RMSNorm on `torch_npu`'s fused operators, and the denoising
-loop (the guided one of real-time chunking too, with its backward pass) compiled into one graph by torchair.
+"""Ascend NPU backend: the model's attention, RoPE, RMSNorm and int8-weight matrix products on `torch_npu`'s fused
+operators, and each captured part of the model (vision, LLM, denoising context, denoising loop, the guided loop of
+real-time chunking with its backward pass) compiled into one graph by torchair.
 
 The operators come from an `ops` provider with `torch_npu`'s function names: the real `torch_npu` module on an NPU,
 or `npu_emulation` (the same contracts on CPU) for `npu-emulated`. Everything here (layout, head_dim padding,
@@ -15,11 +16,12 @@ from types import ModuleType
 from typing import Callable, Optional
 
 import torch
+import torch.nn as nn
 import torch.nn.functional as F
 
 from gr00t_npu_node.backends import npu_emulation
 from gr00t_npu_node.backends.base import Backend, causal_key_mask
-from gr00t_npu_node.backends.compiled import compile_inductor
+from gr00t_npu_node.backends.compiled import compile_inductor, with_own_code
 
 CANN_HOME_VARIABLES = ("ASCEND_HOME_PATH", "ASCEND_TOOLKIT_HOME")
 # npu_fused_infer_attention_score takes float16/bfloat16 q/k/v with head_dim a multiple of 16 (when Q_S > 1).
@@ -140,6 +142,24 @@ class NpuBackend(Backend):
             self._causal_masks[device] = npu_emulation.compressed_causal_mask(device)
         return self._causal_masks[device]
 
+    def int8_linear(self, layer: nn.Module, x: torch.Tensor) -> torch.Tensor:
+        """One npu_weight_quant_batchmatmul (the fused W8A16 product: int8 weights dequantized inside the matrix
+        kernel). The layer's [out, in] weight and [out, groups] scale go in as transposed views, the (k, n) and
+        (groups, n) forms the kernel takes (for one scale per channel, the layout its documentation recommends);
+        the bias of bfloat16 activations goes in as float32, as the kernel requires."""
+        if x.dtype not in npu_emulation.W8A16_DTYPES:
+            return super().int8_linear(layer, x)
+        bias = None if layer.bias is None else layer.bias.to(npu_emulation.W8A16_BIAS_DTYPE[x.dtype])
+        scale = layer.scale if layer.group_size is None else layer.scale.t()
+        out = self.ops.npu_weight_quant_batchmatmul(
+            x.reshape(-1, layer.in_features).contiguous(),
+            layer.weight.t(),
+            scale,
+            bias=bias,
+            antiquant_group_size=layer.group_size or 0,
+        )
+        return out.view(*x.shape[:-1], layer.out_features)
+
     def rotary(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
         return self.ops.npu_rotary_mul(x, cos, sin)
 
@@ -166,7 +186,9 @@ class NpuBackend(Backend):
             from torchair.inference import cache_compile
 
             return cache_compile(fn, config=config, dynamic=False, cache_dir=str(self.compile_cache_dir / name))
-        return torch.compile(fn, backend=torchair.get_npu_backend(compiler_config=config), fullgraph=True, dynamic=False)
+        return torch.compile(
+            with_own_code(fn), backend=torchair.get_npu_backend(compiler_config=config), fullgraph=True, dynamic=False
+        )
 
 
 class EmulatedNpuBackend(NpuBackend):

@@ -1,13 +1,15 @@
 # Copyright 2026 The gr00t_npu_node Authors
 # SPDX-License-Identifier: Apache-2.0
 """CPU implementations of the five `torch_npu` fused operators the NPU backend calls, written from their documented
-contracts (Ascend op-plugin API reference), so that the NPU code path runs and is checked where no NPU exists.
+contracts (Ascend op-plugin API reference; for the W8A16 matrix product, aclnnWeightQuantBatchMatmulV2 on Atlas
+A2/A3), so that the NPU code path runs and is checked where no NPU exists.
 
 The functions have the real operators' names and keyword arguments, and raise `NpuOpContractError` for the inputs the
 documentation rules out (non-contiguous inference-attention inputs, float32 inference attention, head_dim not a
-multiple of 16, a `sparse_mode` 2/3 mask other than the compressed 2048x2048 one, ...), so a call the NPU would reject
-fails here too. They compute in float32 and round once to the input dtype. Checks that depend on tensor values (not
-shapes) are skipped while tracing, so the emulated ops compile into one graph like the real ones.
+multiple of 16, a `sparse_mode` 2/3 mask other than the compressed 2048x2048 one, a bfloat16 W8A16 product with a
+bfloat16 bias, a group size that is not a multiple of 32, ...), so a call the NPU would reject fails here too. They
+compute in float32 and round once to the input dtype. Checks that depend on tensor values (not shapes) are skipped
+while tracing, so the emulated ops compile into one graph like the real ones.
 
 `npu_fusion_attention` (the training attention, whose documented backward `npu_fusion_attention_grad` torch_npu
 registers with autograd) is emulated with differentiable torch operations, so autograd and torch.func differentiate
@@ -27,6 +29,11 @@ FUSION_ATTENTION_DTYPES = (torch.float16, torch.bfloat16, torch.float32)
 NORM_DTYPES = (torch.float16, torch.bfloat16, torch.float32)
 MASK_DTYPES = (torch.bool, torch.int8, torch.uint8)
 LAYOUTS = ("BSH", "BSND", "BNSD")
+# npu_weight_quant_batchmatmul: activations, and the bias dtype each activation dtype takes (Atlas A2/A3).
+W8A16_DTYPES = (torch.float16, torch.bfloat16)
+W8A16_BIAS_DTYPE = {torch.float16: torch.float16, torch.bfloat16: torch.float32}
+W8A16_MAX_KN = 65535
+W8A16_GROUP_MULTIPLE = 32
 
 
 class NpuOpContractError(RuntimeError):
@@ -77,7 +84,8 @@ def _aligned_up(n: int, multiple: int) -> int:
 
 
 def _full_mask(mask: torch.Tensor, batch: int, q_len: int, kv_len: int, op: str) -> torch.Tensor:
-    """A user mask for Q_S > 1, in one of the documented shapes (S may be rounded up to 16/32 alignment) -> [B|1, 1, Sq, Skv]."""
+    """A user mask for Q_S > 1, in one of the documented shapes (S may be rounded up to 16/32 alignment) ->
+    [B|1, 1, Sq, Skv]."""
     shape = tuple(mask.shape)
     rows_ok = mask.shape[-2] in {q_len, _aligned_up(q_len, 16), _aligned_up(q_len, 32)}
     cols_ok = mask.shape[-1] in {kv_len, _aligned_up(kv_len, 16), _aligned_up(kv_len, 32)}
@@ -180,7 +188,8 @@ def npu_fused_infer_attention_score(
     _require(key.dtype == query.dtype == value.dtype, op, "query, key and value must share one dtype")
     _require(key.shape == value.shape, op, f"key {tuple(key.shape)} and value {tuple(value.shape)} differ in shape")
     kv_heads = num_key_value_heads or num_heads
-    _require(num_heads % kv_heads == 0, op, f"num_heads {num_heads} is not a multiple of num_key_value_heads {kv_heads}")
+    _require(num_heads % kv_heads == 0, op,
+             f"num_heads {num_heads} is not a multiple of num_key_value_heads {kv_heads}")
     _require(num_heads // kv_heads <= 64, op, f"num_heads / num_key_value_heads = {num_heads // kv_heads} exceeds 64")
     q = _to_bnsd(query, input_layout, num_heads, op, "query")
     k = _to_bnsd(key, input_layout, kv_heads, op, "key")
@@ -192,17 +201,22 @@ def npu_fused_infer_attention_score(
 
     allowed = torch.ones(1, 1, q_len, kv_len, dtype=torch.bool, device=q.device)
     if q_len > 1:
-        _require(head_dim % 16 == 0, op, f"head_dim {head_dim} must be a multiple of 16 for float16/bfloat16 when Q_S > 1")
+        _require(head_dim % 16 == 0, op,
+                 f"head_dim {head_dim} must be a multiple of 16 for float16/bfloat16 when Q_S > 1")
         _require(num_heads <= 256 and head_dim <= 512, op, f"N={num_heads} > 256 or D={head_dim} > 512")
         if atten_mask is not None and sparse_mode in (0, 1):
-            _require(atten_mask.is_contiguous(), op, "atten_mask is not contiguous (non-contiguous tensors are not supported)")
+            _require(atten_mask.is_contiguous(), op,
+                     "atten_mask is not contiguous (non-contiguous tensors are not supported)")
             atten_mask = _full_mask(atten_mask, batch, q_len, kv_len, op)
         allowed = _sparse_allowed(atten_mask, sparse_mode, pre_tokens, next_tokens, q_len, kv_len, q.device, op)
     elif atten_mask is not None:
-        _require(atten_mask.is_contiguous(), op, "atten_mask is not contiguous (non-contiguous tensors are not supported)")
+        _require(atten_mask.is_contiguous(), op,
+                 "atten_mask is not contiguous (non-contiguous tensors are not supported)")
         _require(atten_mask.dtype in MASK_DTYPES, op, f"atten_mask dtype {atten_mask.dtype} is not bool/int8/uint8")
-        _require(atten_mask.shape[0] == batch and atten_mask.shape[-1] == kv_len and atten_mask.numel() == batch * kv_len,
-                 op, f"atten_mask for Q_S = 1 must be (B, KV_S), (B, 1, KV_S) or (B, 1, 1, KV_S), got {tuple(atten_mask.shape)}")
+        _require(atten_mask.shape[0] == batch and atten_mask.shape[-1] == kv_len
+                 and atten_mask.numel() == batch * kv_len,
+                 op, "atten_mask for Q_S = 1 must be (B, KV_S), (B, 1, KV_S) or (B, 1, 1, KV_S), "
+                 f"got {tuple(atten_mask.shape)}")
         allowed = ~atten_mask.reshape(batch, 1, 1, kv_len).bool()
 
     q_lengths = _per_batch(actual_seq_lengths, batch, q_len, op, "actual_seq_lengths")
@@ -281,11 +295,13 @@ def npu_fusion_attention(
     _require(head_num <= 256, op, f"head_num {head_num} exceeds 256")
     _require(head_dim % 16 == 0 and head_dim <= 512, op, f"head_dim {head_dim} must be a multiple of 16 up to 512")
     if atten_mask is not None and sparse_mode in (0, 1):
-        _require(atten_mask.dtype in (torch.bool, torch.uint8), op, f"atten_mask dtype {atten_mask.dtype} is not bool/uint8")
+        _require(atten_mask.dtype in (torch.bool, torch.uint8), op,
+                 f"atten_mask dtype {atten_mask.dtype} is not bool/uint8")
         leading = tuple(atten_mask.shape[:-2])
         _require(
             tuple(atten_mask.shape[-2:]) == (q_len, kv_len)
-            and (atten_mask.dim() == 2 or (atten_mask.dim() == 4 and leading[0] in (1, batch) and leading[1] in (1, head_num))),
+            and (atten_mask.dim() == 2
+                 or (atten_mask.dim() == 4 and leading[0] in (1, batch) and leading[1] in (1, head_num))),
             op,
             f"atten_mask shape {tuple(atten_mask.shape)} is not one of (Sq, Skv), (B|1, N|1, Sq, Skv) for B={batch}, "
             f"N={head_num}, Sq={q_len}, Skv={kv_len}",
@@ -354,3 +370,80 @@ def npu_add_rms_norm(
     total = (x1.float() + x2.float()).to(x1.dtype)
     y, rstd = _rms_norm(total, gamma, epsilon, op)
     return y, rstd, total
+
+
+def _plain_or_transposed(t: torch.Tensor) -> bool:
+    """Contiguous, or the transpose of a contiguous 2-D tensor: the only non-contiguous inputs the W8A16 kernel
+    takes."""
+    return t.is_contiguous() or (t.dim() == 2 and t.t().is_contiguous())
+
+
+def npu_weight_quant_batchmatmul(
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    antiquant_scale: torch.Tensor,
+    antiquant_offset: Optional[torch.Tensor] = None,
+    quant_scale: Optional[torch.Tensor] = None,
+    quant_offset: Optional[torch.Tensor] = None,
+    bias: Optional[torch.Tensor] = None,
+    antiquant_group_size: int = 0,
+    inner_precise: int = 0,
+) -> torch.Tensor:
+    """y = x @ ((weight + antiquant_offset) * antiquant_scale) + bias: x float16/bfloat16 (m, k), weight int8 (k, n)
+    (either may be the transpose of a contiguous tensor), antiquant_scale/offset in x's dtype, shaped (1,) or (1, 1)
+    per tensor, (n,) or (1, n) per channel, (ceil(k / antiquant_group_size), n) per group (group size a multiple of
+    32 in [32, k - 1]); bias (n,) or (1, n), float16 for float16 x and float32 for bfloat16 x. The weight is
+    dequantized in float32, the product accumulated in float32 and rounded once to x's dtype. Output quantization
+    (quant_scale, an int8 result) is not emulated."""
+    op = "npu_weight_quant_batchmatmul"
+    _require(not (torch.is_grad_enabled() and x.requires_grad), op,
+             "has no backward, and autograd records this call: differentiate the dequantized product instead")
+    _require(quant_scale is None and quant_offset is None, op,
+             "output quantization (quant_scale/quant_offset, an int8 result) is not emulated")
+    _require(x.dtype in W8A16_DTYPES, op, f"x dtype {x.dtype} is not supported (float16 or bfloat16)")
+    _require(weight.dtype == torch.int8, op, f"weight dtype {weight.dtype} is not emulated (int8; int4 packs are not)")
+    _require(x.dim() == 2 and weight.dim() == 2, op,
+             f"x {tuple(x.shape)} and weight {tuple(weight.shape)} must be 2-D: (m, k) and (k, n)")
+    (m, k), (k_weight, n) = x.shape, weight.shape
+    _require(k == k_weight, op, f"x {tuple(x.shape)} and weight {tuple(weight.shape)} differ in k")
+    _require(m >= 1 and 1 <= k <= W8A16_MAX_KN and 1 <= n <= W8A16_MAX_KN, op,
+             f"m={m}, k={k}, n={n}: empty tensors are not supported and k, n must lie in [1, {W8A16_MAX_KN}]")
+    for name, t in (("x", x), ("weight", weight), ("antiquant_scale", antiquant_scale)):
+        _require(_plain_or_transposed(t), op, f"{name} is neither contiguous nor the transpose of a contiguous tensor")
+    _require(antiquant_scale.dtype == x.dtype, op,
+             f"antiquant_scale dtype {antiquant_scale.dtype} must equal x's {x.dtype} (the int64 form is not emulated)")
+    if antiquant_group_size:
+        _require(antiquant_group_size % W8A16_GROUP_MULTIPLE == 0 and W8A16_GROUP_MULTIPLE <= antiquant_group_size < k,
+                 op, f"antiquant_group_size {antiquant_group_size} must be a multiple of 32 in [32, k - 1 = {k - 1}]")
+        groups = -(-k // antiquant_group_size)
+        _require(tuple(antiquant_scale.shape) == (groups, n), op,
+                 f"per-group antiquant_scale must be (ceil(k / group) = {groups}, n = {n}), "
+                 f"got {tuple(antiquant_scale.shape)}")
+    else:
+        _require(tuple(antiquant_scale.shape) in {(1,), (1, 1), (n,), (1, n)}, op,
+                 f"antiquant_scale must be (1,) or (1, 1) per tensor, ({n},) or (1, {n}) per channel, "
+                 f"got {tuple(antiquant_scale.shape)} (per group needs antiquant_group_size)")
+    if antiquant_offset is not None:
+        _require(antiquant_offset.dtype == antiquant_scale.dtype and antiquant_offset.shape == antiquant_scale.shape,
+                 op, f"antiquant_offset {tuple(antiquant_offset.shape)} {antiquant_offset.dtype} must match "
+                 f"antiquant_scale {tuple(antiquant_scale.shape)} {antiquant_scale.dtype}")
+    if bias is not None:
+        _require(tuple(bias.shape) in {(n,), (1, n)} and bias.is_contiguous(), op,
+                 f"bias must be a contiguous (n,) or (1, n) with n = {n}, got {tuple(bias.shape)}")
+        _require(bias.dtype == W8A16_BIAS_DTYPE[x.dtype], op,
+                 f"bias dtype {bias.dtype}: for {x.dtype} x the bias must be {W8A16_BIAS_DTYPE[x.dtype]}")
+    _require(inner_precise in (0, 1), op,
+             f"inner_precise {inner_precise} must be 0 (high precision) or 1 (high performance)")
+
+    scale = antiquant_scale.float().reshape(-1, n if antiquant_scale.numel() > 1 else 1)
+    offset = torch.zeros_like(scale) if antiquant_offset is None else antiquant_offset.float().reshape(scale.shape)
+    if antiquant_group_size:
+        # Row i of the weight takes group i // group_size (indexing: inductor miscompiles the broadcast-reshape-slice
+        # form of this expansion against a transposed int8 weight, torch 2.13).
+        group = torch.arange(k, device=scale.device) // antiquant_group_size
+        scale, offset = scale[group], offset[group]
+    dequantized = (weight.float() + offset) * scale
+    y = x.float() @ dequantized
+    if bias is not None:
+        y = y + bias.float().reshape(n)
+    return y.to(x.dtype)

@@ -4,6 +4,8 @@
 `<IMG_CONTEXT>` tokens, then the truncated Qwen3."""
 from __future__ import annotations
 
+from typing import Optional
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -41,15 +43,32 @@ class Eagle3VL(nn.Module):
         return self.mlp1(tokens)
 
     def embed(self, input_ids: torch.Tensor, image_tokens: torch.Tensor) -> torch.Tensor:
-        """Token embeddings with the `<IMG_CONTEXT>` rows replaced, in order, by the image tokens."""
+        """Token embeddings with the `<IMG_CONTEXT>` rows replaced, in order, by the image tokens (the caller checks
+        that their counts agree: counting here would wait for the device).
+
+        The k-th `<IMG_CONTEXT>` row of the batch (row-major) takes the k-th image token through an index computed on
+        the device (a running count), with static shapes, so that the function can be captured as one graph."""
         embeds = self.language_model.model.embed_tokens(input_ids)
         is_image = input_ids == self.image_token_index
-        flat = image_tokens.reshape(-1, image_tokens.shape[-1])
-        if int(is_image.sum()) != flat.shape[0]:
-            raise ValueError(
-                f"the prompt has {int(is_image.sum())} <IMG_CONTEXT> tokens but the images give {flat.shape[0]} tokens"
-            )
-        return embeds.masked_scatter(is_image[..., None], flat.to(embeds.dtype))
+        flat = image_tokens.reshape(-1, image_tokens.shape[-1]).to(embeds.dtype)
+        index = (is_image.flatten().cumsum(0) - 1).clamp(min=0)
+        return torch.where(is_image[..., None], flat[index].view_as(embeds), embeds)
+
+    def shape_tables(self, pixel_values: torch.Tensor, length: int) -> None:
+        """Computes, once per shape, the tables the vision and language functions read (the position grid resized
+        to the images, the RoPE table of `length` positions), so that a captured function only ever reads them:
+        made inside a graph, they would be graph outputs written into a cache."""
+        p = self.vision_model.vision_model.embeddings.patch_size
+        self.vision_model.vision_model.embeddings.resized_position_embedding(
+            pixel_values.shape[-2] // p, pixel_values.shape[-1] // p
+        )
+        language = self.language_model.model
+        language.rotary(length, language.embed_tokens.weight.dtype, pixel_values.device)
+
+    def image_token_count(self, pixel_values: torch.Tensor) -> int:
+        """How many `<IMG_CONTEXT>` tokens the prompt must hold for these images."""
+        p = self.vision_model.vision_model.embeddings.patch_size * self.unshuffle
+        return pixel_values.shape[0] * (pixel_values.shape[-2] // p) * (pixel_values.shape[-1] // p)
 
 
 class EagleBackbone(nn.Module):
@@ -62,10 +81,13 @@ class EagleBackbone(nn.Module):
     def forward(
         self, input_ids: torch.Tensor, attention_mask: torch.Tensor, pixel_values: torch.Tensor
     ) -> torch.Tensor:
-        return self.features(input_ids, attention_mask, self.model.encode_images(pixel_values))
-
-    def features(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, image_tokens: torch.Tensor) -> torch.Tensor:
-        """-> backbone features [B, L, hidden]: Qwen3's final norm applied to the last kept layer."""
-        embeds = self.model.embed(input_ids, image_tokens)
         key_mask = None if bool(attention_mask.all()) else attention_mask.bool()
-        return self.model.language_model(embeds, key_mask)
+        return self.features(input_ids, key_mask, self.model.encode_images(pixel_values))
+
+    def features(
+        self, input_ids: torch.Tensor, key_mask: Optional[torch.Tensor], image_tokens: torch.Tensor
+    ) -> torch.Tensor:
+        """-> backbone features [B, L, hidden]: Qwen3's final norm applied to the last kept layer. `key_mask` [B, L]
+        bool (False at padding), or None when no row is padded on the left (right padding needs no mask: attention
+        is causal)."""
+        return self.model.language_model(self.model.embed(input_ids, image_tokens), key_mask)

@@ -41,7 +41,10 @@ class RotaryEmbedding(nn.Module):
             inv_freq = 1.0 / (self.theta ** (torch.arange(0, self.head_dim, 2, dtype=torch.float32) / self.head_dim))
             freqs = torch.outer(torch.arange(length, dtype=torch.float32), inv_freq)
             angles = torch.cat((freqs, freqs), dim=-1)[None, :, None, :]
-            self._tables[key] = (angles.cos().to(device, dtype), angles.sin().to(device, dtype))
+            tables = (angles.cos().to(device, dtype), angles.sin().to(device, dtype))
+            for table in tables:  # a captured graph reads them where they are, instead of copying them in
+                torch._dynamo.mark_static_address(table)
+            self._tables[key] = tables
         return self._tables[key]
 
 

@@ -24,12 +24,18 @@ class VisionEmbeddings(nn.Module):
     def resized_position_embedding(self, rows: int, cols: int) -> torch.Tensor:
         """The 16x16 grid resized (bilinear, antialiased) to rows x cols, in float32 as upstream does on CPU.
 
-        It depends only on the weights and the image size, so it is computed once per size."""
+        It depends only on the weights and the image size, so it is computed once per size (`Eagle3VL.shape_tables`
+        does it before a captured graph reads it)."""
         key = (rows, cols)
         if key not in self._resized:
             grid = self.position_embedding.weight.reshape(self.grid, self.grid, -1).permute(2, 0, 1)[None]
-            resized = F.interpolate(grid.float(), size=(rows, cols), mode="bilinear", align_corners=False, antialias=True)
-            self._resized[key] = resized[0].flatten(1).t().to(self.position_embedding.weight.dtype)
+            resized = F.interpolate(
+                grid.float(), size=(rows, cols), mode="bilinear", align_corners=False, antialias=True
+            )
+            table = resized[0].flatten(1).t().to(self.position_embedding.weight.dtype)
+            # A captured graph reads the cached table where it is, instead of copying it into an input slot.
+            torch._dynamo.mark_static_address(table)
+            self._resized[key] = table
         return self._resized[key]
 
     def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
@@ -37,7 +43,8 @@ class VisionEmbeddings(nn.Module):
         n, c, h, w = pixel_values.shape
         p = self.patch_size
         rows, cols = h // p, w // p
-        patches = pixel_values.reshape(n, c, rows, p, cols, p).permute(0, 2, 4, 3, 5, 1).reshape(n, rows * cols, p * p * c)
+        patches = pixel_values.reshape(n, c, rows, p, cols, p).permute(0, 2, 4, 3, 5, 1)
+        patches = patches.reshape(n, rows * cols, p * p * c)
         embeddings = self.patch_embedding(patches.to(self.patch_embedding.weight.dtype))
         return embeddings + self.resized_position_embedding(rows, cols)
 

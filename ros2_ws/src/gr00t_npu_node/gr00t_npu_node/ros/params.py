@@ -26,6 +26,8 @@ SCALAR_DEFAULTS: dict[str, tuple[Any, str]] = {
     "tokenizer_path": ("", "tokenizer/processor folder; empty = the one inside the checkpoint"),
     "device": ("cpu", "inference device: cpu, cuda, cuda:N, npu, npu:N"),
     "dtype": ("", "inference dtype (float32, bfloat16, float16); empty = the device's default"),
+    "weight_dtype": ("", "weights of the LLM and DiT linear layers: int8 (weight-only, needs dtype bfloat16/float16); "
+                     "empty = the model dtype"),
     "compile_cache_dir": ("", "folder for compiled graphs kept between runs (npu: torchair); empty = none"),
     "autostart": (True, "configure and activate at start-up (a robot may have no lifecycle manager)"),
     "initial_mode": ("policy", "mode after activation: teleop, policy or hold"),
@@ -91,6 +93,7 @@ class NodeParams:
     tokenizer_path: str
     device: str
     dtype: str
+    weight_dtype: str
     compile_cache_dir: str
     autostart: bool
     initial_mode: str

@@ -26,6 +26,7 @@ def load_policy(params: NodeParams) -> Gr00tPolicy:
         embodiment=params.embodiment,
         device=params.device,
         dtype=params.dtype or None,
+        weight_dtype=params.weight_dtype or None,
         tokenizer_path=params.tokenizer_path or None,
         compile_cache_dir=params.compile_cache_dir or None,
     )
