@@ -74,11 +74,12 @@ def replay(nodes, rtc: bool, bag, out, rate: float, robot_spec: dict):
     finally:
         robot.close()
     nodes[rtc].assert_running()
-    # A faster replay leaves the node more frames behind where its timing is coarse: at the start, when it
-    # notices that the clock went back (its watchdog runs every 50 ms of wall time), when the robot's first joint
-    # states of the new timeline arrive, and at each inference.
+    # The cadence here is not the point (test_bag_e2e checks it strictly): the node starts after it notices that
+    # the clock went back (its watchdog runs every 50 ms of wall time) and once the new robot's joint states of the
+    # new timeline arrive (up to about a second of wall time on a loaded 2-core machine), and a faster replay
+    # leaves it more frames behind at each inference.
     check = check_replay(read_command_log(run.recorded, run.command_topics), run.camera_stamps, layout,
-                         horizon=HORIZON, clock_slack_ns=clock_slack_ns(rate), max_extra_frames=3 + round(3 * rate))
+                         horizon=HORIZON, clock_slack_ns=clock_slack_ns(rate), max_extra_frames=round(20 * rate) + 3)
     assert check.problems == [], f"real_time_chunking {rtc}: " + "\n".join(check.problems) + "\n" + check.summary()
     return check, read_latencies(run.recorded, run.latency_topic)
 
