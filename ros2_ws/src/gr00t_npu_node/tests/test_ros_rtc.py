@@ -1,13 +1,12 @@
 # Copyright 2026 The gr00t_npu_node Authors
 # SPDX-License-Identifier: Apache-2.0
 """Real-time chunking in the running node: a converted GR1 episode's camera and instruction replayed on sim time
-into two nodes that differ only in `real_time_chunking`, each commanding a simulated robot that executes its
-trajectories and reports its joint states (the loop closed, as on the robot: the recorded states would ignore
-the commands, and a chunk of relative actions can only continue a plan near the state it starts from). The
-commands are recorded and their chunk switches measured (evaluation/switches.py). Twice: at half speed, where
-the tiny model's inference takes tens of ms of the replayed clock, and played as many times faster (at most
-four) as makes the real-time-chunking node's median latency in the first replay about 300 ms of the replayed
-clock, six 50 ms steps."""
+at half speed into two nodes that differ only in `real_time_chunking`, each commanding a simulated robot that
+executes its trajectories and reports its joint states (the loop closed, as on the robot: the recorded states
+would ignore the commands, and a chunk of relative actions can only continue a plan near the state it starts
+from). The commands are recorded and their chunk switches measured (evaluation/switches.py). The tiny model's
+inference takes tens of ms of the replayed clock here; at about 300 ms (the bag played faster) the replays were
+not repeatable enough on a loaded 2-core machine to assert on (see the README's real-time chunking figures)."""
 from __future__ import annotations
 
 from dataclasses import replace
@@ -28,8 +27,7 @@ from sim_robot import SimulatedRobot
 SECONDS = 6.0
 HORIZON = 16
 NAMESPACES = {True: "rtc_on", False: "rtc_off"}
-SLOW_LATENCY_S = 0.3  # of the replayed clock
-MAX_RATE = 4.0  # faster, a pause of the machine of 200 ms would outlast a whole chunk of the replayed clock
+RATE = 0.5
 
 
 @pytest.fixture(scope="module")
@@ -75,9 +73,8 @@ def replay(nodes, rtc: bool, bag, out, rate: float, robot_spec: dict):
         robot.close()
     nodes[rtc].assert_running()
     # The cadence here is not the point (test_bag_e2e checks it strictly): the node starts after it notices that
-    # the clock went back (its watchdog runs every 50 ms of wall time) and once the new robot's joint states of the
-    # new timeline arrive (up to about a second of wall time on a loaded 2-core machine), and a faster replay
-    # leaves it more frames behind at each inference.
+    # the clock went back (its watchdog runs every 50 ms of wall time) and once the new robot's joint states arrive
+    # (up to about a second of wall time on a loaded 2-core machine).
     check = check_replay(read_command_log(run.recorded, run.command_topics), run.camera_stamps, layout,
                          horizon=HORIZON, clock_slack_ns=clock_slack_ns(rate), max_extra_frames=round(20 * rate) + 3)
     assert check.problems == [], f"real_time_chunking {rtc}: " + "\n".join(check.problems) + "\n" + check.summary()
@@ -86,37 +83,21 @@ def replay(nodes, rtc: bool, bag, out, rate: float, robot_spec: dict):
 
 @pytest.fixture(scope="module")
 def replays(nodes, episode_bag, robot_spec, tmp_path_factory):
-    """Each replay's check and latencies by (latency, real_time_chunking), and each latency's replay rate."""
+    """(check, latencies) by real_time_chunking."""
     out = tmp_path_factory.mktemp("rtc_replays")
-    results, rates = {}, {"tens of ms": 0.5}
-    for rtc in NAMESPACES:
-        results["tens of ms", rtc] = replay(nodes, rtc, episode_bag, out / f"fast_{rtc}", 0.5, robot_spec)
-    wall_latency = float(np.median(results["tens of ms", True][1]))
-    rates["about 300 ms"] = float(np.clip(SLOW_LATENCY_S / wall_latency, 1.0, MAX_RATE))
-    for rtc in NAMESPACES:
-        results["about 300 ms", rtc] = replay(nodes, rtc, episode_bag, out / f"slow_{rtc}", rates["about 300 ms"],
-                                              robot_spec)
-    return results, rates
+    return {rtc: replay(nodes, rtc, episode_bag, out / str(rtc), RATE, robot_spec) for rtc in NAMESPACES}
 
 
-# At about 300 ms the jumps with real-time chunking measured 0 to 0.14 rad against 0.12-0.23 rad without: lower in
-# every run here, but not three times lower in all of them (the issue's target, met at tens of ms).
-SMOOTHER = {"tens of ms": 3.0, "about 300 ms": 1.0}
-
-
-@pytest.mark.parametrize("latency", ["tens of ms", "about 300 ms"])
-def test_real_time_chunking_switches_smoother(replays, latency):
-    results, rates = replays
-    checks = {rtc: results[latency, rtc][0] for rtc in NAMESPACES}
+def test_real_time_chunking_switches_at_least_three_times_smoother_and_never_runs_out_of_chunk(replays):
+    checks = {rtc: check for rtc, (check, _) in replays.items()}
     jumps = {rtc: np.array([s.jump for switches in c.switches.values() for s in switches]) for rtc, c in checks.items()}
     assert min(len(j) for j in jumps.values()) >= 20, {rtc: len(j) for rtc, j in jumps.items()}
     with_rtc, without = float(np.median(jumps[True])), float(np.median(jumps[False]))
-    node_latency = {rtc: float(np.median(results[latency, rtc][1])) * rates[latency] for rtc in NAMESPACES}
-    print(f"\ninference latency {latency} (replay rate {rates[latency]:.2f}; median of the replayed clock: with "
-          f"{node_latency[True]:.3f} s, without {node_latency[False]:.3f} s): median switch jump {with_rtc:.4f} rad "
-          f"with real-time chunking, {without:.4f} rad without; "
-          + "; ".join(f"{'on' if rtc else 'off'} {c.summary()}" for rtc, c in checks.items()))
-    assert with_rtc * SMOOTHER[latency] < without, f"median switch jump {with_rtc:.4f} rad with, {without:.4f} without"
+    node_latency = {rtc: float(np.median(latencies)) * RATE for rtc, (_, latencies) in replays.items()}
+    print(f"\nmedian inference latency of the replayed clock: with {node_latency[True]:.3f} s, without "
+          f"{node_latency[False]:.3f} s; median switch jump {with_rtc:.4f} rad with real-time chunking, {without:.4f} "
+          "rad without; " + "; ".join(f"{'on' if rtc else 'off'} {c.summary()}" for rtc, c in checks.items()))
+    assert with_rtc * 3 <= without, f"median switch jump {with_rtc:.4f} rad with, {without:.4f} rad without"
     # Without real-time chunking a gap is what synchronous execution does when an inference outlasts the steps left.
     for group, switches in checks[True].switches.items():
         assert not any(s.gap for s in switches), f"with real-time chunking, {group} ran out of chunk"
