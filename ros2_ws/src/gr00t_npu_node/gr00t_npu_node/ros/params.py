@@ -35,7 +35,7 @@ SCALAR_DEFAULTS: dict[str, tuple[Any, str]] = {
     "action_rate_hz": (20.0, "rate of the action steps in a chunk (step i is at (i+1)/rate after the start)"),
     "execute_steps": (8, "steps of each chunk executed before the next inference starts (1..horizon)"),
     "handover_steps": (8, "steps over which the first chunk after a handover blends from the measured position"),
-    "real_time_chunking": (True, "generate each chunk while the running one executes, continuing it (RTC)"),
+    "real_time_chunking": (False, "generate each chunk while the running one executes, continuing it (RTC)"),
     "rtc_mode": ("", "real-time chunking: guided, identity or prefix; empty = the device's default"),
     "rtc_latency_margin": (0.02, "s added to the inference latency's 95th percentile to schedule the next inference"),
     "max_observation_age": (0.3, "s; older image or joint state -> no inference, hold once"),
