@@ -13,7 +13,6 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
-import yaml
 
 from gr00t_npu_node.bag.dataset.convert import convert_dataset
 from gr00t_npu_node.bag.dataset.episode import LeRobotDataset
@@ -21,7 +20,7 @@ from gr00t_npu_node.bag.dataset.layout import load_joint_layout, resolve_topic
 from gr00t_npu_node.bag.evaluation.check import check_replay
 from gr00t_npu_node.bag.evaluation.live import clock_slack_ns, replay_into_node
 from gr00t_npu_node.bag.evaluation.trajectories import read_command_log, read_latencies
-from conftest import PACKAGE_ROOT
+from node_rig import CONFIG
 from sim_robot import SimulatedRobot
 
 SECONDS = 6.0
@@ -44,8 +43,7 @@ def episode_bag(shared_data, tmp_path_factory):
 def robot_spec(shared_data) -> dict[str, dict[str, float]]:
     """The simulated robot's start (the episode's first state) and its joints' velocity limits (the config's)."""
     episode = LeRobotDataset.open(shared_data / "gr1.PickNPlace").episode(0, load_joint_layout())
-    config = yaml.safe_load((PACKAGE_ROOT / "config" / "gr1.yaml").read_text())
-    groups = config["/**"]["ros__parameters"]["joint_groups"]
+    groups = CONFIG["joint_groups"]
     limited = [g for g in groups.values() if "velocity_max" in g]
     velocity_max = {joint: limit for g in limited for joint, limit in zip(g["joints"], g["velocity_max"])}
     return {"initial": dict(zip(episode.joint_names, episode.states[0])), "velocity_max": velocity_max}

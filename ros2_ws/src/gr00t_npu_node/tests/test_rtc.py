@@ -211,18 +211,24 @@ def test_the_frozen_steps_are_the_running_chunks_exactly_and_rtc_off_still_repro
         np.testing.assert_allclose(unguided[group], reference[f"action.{group}"], atol=1e-4, rtol=0, err_msg=group)
 
 
-def test_groups_without_a_target_are_neither_frozen_nor_pulled(golden_policy, golden_dir, monkeypatch):
-    observation = golden.observation(golden_dir, golden_policy.processor)
-    noise = golden.noise(golden_dir)
-    guidance = running_chunk(golden_policy, observation, "prefix", groups=("left_arm",))
+def model_guidances(policy, monkeypatch) -> list:
+    """The guidance of every call of the policy's model from now on (None for an unguided one)."""
     seen = []
-    forward = golden_policy.model.forward
+    forward = policy.model.forward
 
     def spy(inputs, noise, text_bucket=None, guidance=None):
         seen.append(guidance)
         return forward(inputs, noise, text_bucket, guidance=guidance)
 
-    monkeypatch.setattr(golden_policy.model, "forward", spy)
+    monkeypatch.setattr(policy.model, "forward", spy)
+    return seen
+
+
+def test_groups_without_a_target_are_neither_frozen_nor_pulled(golden_policy, golden_dir, monkeypatch):
+    observation = golden.observation(golden_dir, golden_policy.processor)
+    noise = golden.noise(golden_dir)
+    guidance = running_chunk(golden_policy, observation, "prefix", groups=("left_arm",))
+    seen = model_guidances(golden_policy, monkeypatch)
     actions = golden_policy.get_action(observation, noise=noise, guidance=guidance)
     columns = golden_policy.processor.action_columns["left_arm"]
     (model_guidance,) = seen
@@ -280,14 +286,7 @@ def test_warmup_runs_the_guided_loop_of_the_mode_with_a_guidance_laid_out_like_t
     """A compiled loop is reused for inputs of the same shapes, dtypes and strides (and mode): the warm-up's inert
     guidance must look like every real one, so that the node's first guided chunk does not compile."""
     policy = Gr00tPolicy.from_pretrained(tiny_checkpoint, optimize=False)
-    seen = []
-    forward = policy.model.forward
-
-    def spy(inputs, noise, text_bucket=None, guidance=None):
-        seen.append(guidance)
-        return forward(inputs, noise, text_bucket, guidance=guidance)
-
-    monkeypatch.setattr(policy.model, "forward", spy)
+    seen = model_guidances(policy, monkeypatch)
     policy.warmup(rtc_mode="prefix")
     unguided, warm = seen
     assert unguided is None and warm.mode == "prefix" and not warm.weights.any() and not warm.frozen.any()

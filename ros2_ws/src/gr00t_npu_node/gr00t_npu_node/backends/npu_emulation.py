@@ -72,6 +72,17 @@ def _to_bnsd(t: torch.Tensor, layout: str, heads: int, op: str, name: str) -> to
     return bnsd
 
 
+def _keys_values_to_bnsd(
+    q: torch.Tensor, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, layout: str, kv_heads: int, op: str
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Key and value as [B, N, S, D], checked to fit the query `q` (already [B, N, S, D]; `query` as given)."""
+    k = _to_bnsd(key, layout, kv_heads, op, "key")
+    v = _to_bnsd(value, layout, kv_heads, op, "value")
+    _require(k.shape[0] == q.shape[0] and k.shape[3] == q.shape[3], op,
+             f"key {tuple(key.shape)} does not fit query {tuple(query.shape)}")
+    return k, v
+
+
 def _from_bnsd(t: torch.Tensor, layout: str) -> torch.Tensor:
     if layout == "BNSD":
         return t.contiguous()
@@ -192,12 +203,9 @@ def npu_fused_infer_attention_score(
              f"num_heads {num_heads} is not a multiple of num_key_value_heads {kv_heads}")
     _require(num_heads // kv_heads <= 64, op, f"num_heads / num_key_value_heads = {num_heads // kv_heads} exceeds 64")
     q = _to_bnsd(query, input_layout, num_heads, op, "query")
-    k = _to_bnsd(key, input_layout, kv_heads, op, "key")
-    v = _to_bnsd(value, input_layout, kv_heads, op, "value")
+    k, v = _keys_values_to_bnsd(q, query, key, value, input_layout, kv_heads, op)
     batch, _, q_len, head_dim = q.shape
     kv_len = k.shape[2]
-    _require(k.shape[0] == batch and k.shape[3] == head_dim, op,
-             f"key {tuple(key.shape)} does not fit query {tuple(query.shape)}")
 
     allowed = torch.ones(1, 1, q_len, kv_len, dtype=torch.bool, device=q.device)
     if q_len > 1:
@@ -286,12 +294,9 @@ def npu_fusion_attention(
     kv_heads = key.shape[-1] // q.shape[-1] if layout == "BSH" else key.shape[2 if layout == "BSND" else 1]
     _require(kv_heads > 0 and head_num % kv_heads == 0, op,
              f"key/value have {kv_heads} heads, which does not divide head_num {head_num}")
-    k = _to_bnsd(key, layout, kv_heads, op, "key")
-    v = _to_bnsd(value, layout, kv_heads, op, "value")
+    k, v = _keys_values_to_bnsd(q, query, key, value, layout, kv_heads, op)
     batch, _, q_len, head_dim = q.shape
     kv_len = k.shape[2]
-    _require(k.shape[0] == batch and k.shape[3] == head_dim, op,
-             f"key {tuple(key.shape)} does not fit query {tuple(query.shape)}")
     _require(head_num <= 256, op, f"head_num {head_num} exceeds 256")
     _require(head_dim % 16 == 0 and head_dim <= 512, op, f"head_dim {head_dim} must be a multiple of 16 up to 512")
     if atten_mask is not None and sparse_mode in (0, 1):
