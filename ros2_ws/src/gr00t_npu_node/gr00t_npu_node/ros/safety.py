@@ -136,6 +136,11 @@ class SafetyGate:
     def holding(self, group: str | None = None) -> bool:
         return all(self._holding.values()) if group is None else self._holding[group]
 
+    @property
+    def running_chunk(self) -> Optional[PlannedChunk]:
+        """The policy chunk the controllers execute, as published (None: holding, teleop, or none since)."""
+        return self._running
+
     def policy_epoch(self) -> Optional[int]:
         """The epoch a chunk must carry to be published, or None while the policy may not command."""
         with self._lock:

@@ -80,7 +80,6 @@ class InferenceWorker:
         self._last_seq = 0
         self._last_published_epoch = -1
         self._next_due_ns = 0
-        self._running: Optional[PlannedChunk] = None  # the chunk last published, as published
         self._latencies_ns: deque[int] = deque(maxlen=LATENCY_WINDOW)  # on the node's clock (sim time included)
         self._rtc_mode = rtc_mode
         self._token_counts: tuple[str, int] = ("", 0)  # the last instruction counted (tokenizing is not free)
@@ -102,7 +101,6 @@ class InferenceWorker:
         """Start over as on activation (the clock went back: the next inference was due at a time that may be far
         ahead now): the next cycle waits for an image of the new timeline."""
         self._next_due_ns = 0
-        self._running = None
         self._latencies_ns.clear()
         self._last_seq = self._inputs.image_seq
 
@@ -145,8 +143,9 @@ class InferenceWorker:
                 self._gate.hold(f"{fault.source}: {fault}")
             return False
 
-        continuing = epoch == self._last_published_epoch and self._running is not None
-        guidance = self._guidance(observation) if continuing and self._params.real_time_chunking else None
+        running = self._gate.running_chunk
+        continuing = epoch == self._last_published_epoch and running is not None
+        guidance = self._guidance(observation, running) if continuing and self._params.real_time_chunking else None
         inference_started, clock_started = time.perf_counter(), self._now_ns()
         try:
             if guidance is None:
@@ -187,7 +186,6 @@ class InferenceWorker:
         if published is None:
             return False
         self._last_published_epoch = epoch
-        self._running = published
         handover_ns = observation.image_stamp_ns + self._params.execute_steps * self._step_ns
         if self._params.real_time_chunking:
             self._next_due_ns = handover_ns - self._expected_latency_ns()
@@ -201,10 +199,10 @@ class InferenceWorker:
         p95 = float(np.percentile(self._latencies_ns, 95)) if self._latencies_ns else 0.0
         return round(p95 + self._params.rtc_latency_margin * 1e9)
 
-    def _guidance(self, observation: Observation) -> Optional[ChunkGuidance]:
-        """What the running chunk asks of the chunk about to be generated from `observation`; None (reported)
+    def _guidance(self, observation: Observation, running: PlannedChunk) -> Optional[ChunkGuidance]:
+        """What the `running` chunk asks of the chunk about to be generated from `observation`; None (reported)
         when it ends before the new chunk can take over."""
-        running, step = self._running, self._step_ns
+        step = self._step_ns
         horizon = self._policy.action_horizon
         times = observation.image_stamp_ns + np.arange(1, horizon + 1, dtype=np.int64) * step
         ready_ns = self._now_ns() + self._expected_latency_ns()
