@@ -20,7 +20,8 @@ RTC_MODES = ("guided", "identity", "prefix")
 class ChunkGuidance:
     target: dict[str, np.ndarray]  # group -> float [horizon, D]: absolute actions the running chunk plans at the
     # new chunk's steps (robot units); groups absent here are not guided
-    frozen_steps: int  # d: steps of the new chunk due before it takes over
+    frozen_steps: int  # d: steps of the new chunk the running one executes (up to the point the new one takes
+    # over from)
     overlap_steps: int  # steps of the new chunk the running chunk still plans (the target is valid below this)
     mode: str = "guided"
 

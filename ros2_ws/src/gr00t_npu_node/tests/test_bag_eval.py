@@ -140,3 +140,9 @@ def test_switch_measures_on_known_plans():
     # where it departs from them: two points later here, where it is 0.1 rad off.
     continuing = Plan(times[2:14], np.concatenate([running.positions[2:4], new.positions[:10]]))
     assert switch(running, continuing, step).jump == pytest.approx(0.1)
+    # Also when its frozen points are the running plan interpolated on another camera frame's grid, a micro-radian
+    # off (not a takeover with a jump of 1e-6 rad at the first point).
+    nudged = Plan(continuing.times, continuing.positions + np.array([[1e-6, -1e-6]] * 2 + [[0.0, 0.0]] * 10))
+    assert switch(running, nudged, step).jump == pytest.approx(0.1, abs=1e-5)
+    assert switch(running, nudged, step).start_offset == pytest.approx(1e-6), "its first point is the running plan's"
+    assert measured.start_offset == measured.jump, "a new plan that departs at once starts with its jump"

@@ -4,9 +4,17 @@
 at half speed into two nodes that differ only in `real_time_chunking`, each commanding a simulated robot that
 executes its trajectories and reports its joint states (the loop closed, as on the robot: the recorded states
 would ignore the commands, and a chunk of relative actions can only continue a plan near the state it starts
-from). The commands are recorded and their chunk switches measured (evaluation/switches.py). The tiny model's
-inference takes tens of ms of the replayed clock here; at about 300 ms (the bag played faster) the replays were
-not repeatable enough on a loaded 2-core machine to assert on (see the README's real-time chunking figures)."""
+from). The commands are recorded and their chunk switches measured (evaluation/switches.py). Twice: with the
+tiny model's own latency (tens of ms of the replayed clock) and with each inference taking 300 ms of it
+(`simulated_inference_latency`: 6 steps at 20 Hz, a full-size model's latency; the nodes sleep, so the machine
+is no busier than in the first case).
+
+What the tiny model cannot show: a random DiT barely depends on its noisy input, so each of its chunks is
+mostly the noise, decoded; its relative actions at a chunk's first steps are clipped to those steps' narrow
+statistics around the newly observed state, where the running random chunk's later steps lie anywhere within
+their wider ones. Where the new plan departs from the running one, no guidance can reach the running plan then,
+and the jump there is as large as the velocity limits let it be, with or without real-time chunking (a trained
+policy's chunks continue each other; none is available here)."""
 from __future__ import annotations
 
 from dataclasses import replace
@@ -27,9 +35,11 @@ SECONDS = 6.0
 HORIZON = 16
 NAMESPACES = {True: "rtc_on", False: "rtc_off"}
 RATE = 0.5
+STEP_MS = 50
 # The paper's method (the CPU's default is identity, for its cost at full size): the tiny model's random DiT barely
 # depends on its noisy input, which leaves the cheaper modes less of a pull towards the running chunk here.
 RTC_MODE = "guided"
+LATENCIES_S = {"tiny_model_latency": 0.0, "latency_300ms": 0.3}  # simulated_inference_latency of both nodes
 
 
 @pytest.fixture(scope="module")
@@ -49,10 +59,16 @@ def robot_spec(shared_data) -> dict[str, dict[str, float]]:
     return {"initial": dict(zip(episode.joint_names, episode.states[0])), "velocity_max": velocity_max}
 
 
+@pytest.fixture(scope="module", params=list(LATENCIES_S.values()), ids=list(LATENCIES_S))
+def simulated_latency(request) -> float:
+    return request.param
+
+
 @pytest.fixture(scope="module")
-def nodes(shared_data, launch_gr00t_node, tiny_checkpoint):
+def nodes(shared_data, launch_gr00t_node, tiny_checkpoint, simulated_latency):
     processes = {
-        rtc: launch_gr00t_node({"use_sim_time": True, "real_time_chunking": rtc, "rtc_mode": RTC_MODE},
+        rtc: launch_gr00t_node({"use_sim_time": True, "real_time_chunking": rtc, "rtc_mode": RTC_MODE,
+                                "simulated_inference_latency": simulated_latency},
                                namespace=ns, model_path=tiny_checkpoint)
         for rtc, ns in NAMESPACES.items()
     }
@@ -89,16 +105,34 @@ def replays(nodes, episode_bag, robot_spec, tmp_path_factory):
     return {rtc: replay(nodes, rtc, episode_bag, out / str(rtc), RATE, robot_spec) for rtc in NAMESPACES}
 
 
-def test_real_time_chunking_switches_at_least_three_times_smoother_and_never_runs_out_of_chunk(replays):
+def measure(check, name: str) -> np.ndarray:
+    """The switch measure called `name` (evaluation/switches.py) of every group at every switch."""
+    return np.array([getattr(s, name) for switches in check.switches.values() for s in switches])
+
+
+def test_real_time_chunking_continues_the_running_chunk_and_never_runs_out_of_it(replays, simulated_latency):
     checks = {rtc: check for rtc, (check, _) in replays.items()}
-    jumps = {rtc: np.array([s.jump for switches in c.switches.values() for s in switches]) for rtc, c in checks.items()}
+    offsets = {rtc: measure(c, "start_offset") for rtc, c in checks.items()}
+    jumps = {rtc: measure(c, "jump") for rtc, c in checks.items()}
     assert min(len(j) for j in jumps.values()) >= 20, {rtc: len(j) for rtc, j in jumps.items()}
-    with_rtc, without = float(np.median(jumps[True])), float(np.median(jumps[False]))
     node_latency = {rtc: float(np.median(latencies)) * RATE for rtc, (_, latencies) in replays.items()}
     print(f"\nmedian inference latency of the replayed clock: with {node_latency[True]:.3f} s, without "
-          f"{node_latency[False]:.3f} s; median switch jump {with_rtc:.4f} rad with real-time chunking, {without:.4f} "
-          "rad without; " + "; ".join(f"{'on' if rtc else 'off'} {c.summary()}" for rtc, c in checks.items()))
-    assert with_rtc * 3 <= without, f"median switch jump {with_rtc:.4f} rad with, {without:.4f} rad without"
+          f"{node_latency[False]:.3f} s; median start offset with real-time chunking {np.median(offsets[True]):.4f} "
+          f"rad, without {np.median(offsets[False]):.4f} rad; median switch jump with {np.median(jumps[True]):.4f} "
+          f"rad, without {np.median(jumps[False]):.4f} rad; "
+          + "; ".join(f"{'on' if rtc else 'off'} {c.summary()}" for rtc, c in checks.items()))
+    # The replay ran at the latency it names (the published latency is wall time: the replayed clock runs at RATE).
+    assert min(node_latency.values()) >= 0.9 * simulated_latency, node_latency
+    # Each chunk starts with the running chunk's own next point, which the gate moves only where the robot lags
+    # the plan (it limits the first segment from the measured position); without real-time chunking it starts
+    # wherever the policy put it. Where the new plan then departs from the running one, the random model's chunk
+    # cannot follow it (module docstring), so the jump there is the gate's doing as well and not asserted beyond.
+    assert np.median(offsets[True]) * 2 <= np.median(offsets[False]), "the new chunks continue the running ones"
+    assert np.median(jumps[True]) < np.median(jumps[False])
     # Without real-time chunking a gap is what synchronous execution does when an inference outlasts the steps left.
     for group, switches in checks[True].switches.items():
         assert not any(s.gap for s in switches), f"with real-time chunking, {group} ran out of chunk"
+    if simulated_latency * 1e3 >= 6 * STEP_MS:
+        assert any(s.gap for switches in checks[False].switches.values() for s in switches), (
+            "at this latency the synchronous node runs out of chunk between inferences"
+        )

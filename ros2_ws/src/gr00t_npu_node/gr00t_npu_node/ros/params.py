@@ -35,9 +35,11 @@ SCALAR_DEFAULTS: dict[str, tuple[Any, str]] = {
     "action_rate_hz": (20.0, "rate of the action steps in a chunk (step i is at (i+1)/rate after the start)"),
     "execute_steps": (8, "steps of each chunk executed before the next inference starts (1..horizon)"),
     "handover_steps": (8, "steps over which the first chunk after a handover blends from the measured position"),
-    "real_time_chunking": (False, "generate each chunk while the running one executes, continuing it (RTC)"),
+    "real_time_chunking": (True, "generate each chunk while the running one executes, continuing it (RTC)"),
     "rtc_mode": ("", "real-time chunking: guided, identity or prefix; empty = the device's default"),
     "rtc_latency_margin": (0.02, "s added to the inference latency's 95th percentile to schedule the next inference"),
+    "simulated_inference_latency": (0.0, "s of the node's clock each inference takes at least (0 = as fast as it "
+                                    "runs): rehearse a slower device's timing with a faster one or the tiny model"),
     "max_observation_age": (0.3, "s; older image or joint state -> no inference, hold once"),
     "max_sync_skew": (0.05, "s; image and joint-state stamps further apart -> no inference"),
     "max_clock_skew": (0.1, "s; inputs stamped further ahead of the node's clock are rejected (the sender's is off)"),
@@ -104,6 +106,7 @@ class NodeParams:
     real_time_chunking: bool
     rtc_mode: str
     rtc_latency_margin: float
+    simulated_inference_latency: float
     max_observation_age: float
     max_sync_skew: float
     max_clock_skew: float
@@ -227,8 +230,9 @@ def _validate(p: NodeParams) -> None:
         raise ValueError("parameter action_rate_hz must be positive")
     if p.rtc_mode and p.rtc_mode not in RTC_MODES:
         raise ValueError(f"parameter rtc_mode is {p.rtc_mode!r}; use one of {', '.join(RTC_MODES)} or empty")
-    if p.rtc_latency_margin < 0:
-        raise ValueError("parameter rtc_latency_margin must be >= 0")
+    for name in ("rtc_latency_margin", "simulated_inference_latency"):
+        if getattr(p, name) < 0:
+            raise ValueError(f"parameter {name} must be >= 0")
     if p.execute_steps < 1 or p.handover_steps < 1:
         raise ValueError("parameters execute_steps and handover_steps must be >= 1")
     for name in ("max_observation_age", "max_sync_skew", "max_clock_skew", "teleop_timeout", "diagnostics_period"):

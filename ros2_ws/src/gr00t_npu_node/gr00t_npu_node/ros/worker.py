@@ -7,9 +7,9 @@ Cadence (inference itself is never overlapped; a cycle also waits for an image n
 * `real_time_chunking` (asynchronous execution): the chunk of observation time T hands over to the next one at
   T + execute_steps steps, so the next inference starts that much earlier than its measured latency (a running
   95th percentile of the node clock's inference durations plus `rtc_latency_margin`). The new chunk is generated
-  with the running chunk's plan as guidance: the steps due before it takes over equal the running chunk's, the
-  overlap after them is pulled toward it (gr00t_npu_node.guidance), and the published trajectory starts with
-  the running chunk's own next points, so the controller switches at a planned point.
+  with the running chunk's plan as guidance: its steps up to the point where it takes over equal the running
+  chunk's, the overlap after them is pulled toward it (gr00t_npu_node.guidance), and the published trajectory
+  starts with the running chunk's own next point, so the controller switches at a planned point.
 * otherwise: the next inference starts `execute_steps` steps after the start of the last published chunk, and
   the new chunk replaces the rest of the running one when it is published.
 """
@@ -35,6 +35,7 @@ from gr00t_npu_node.ros.safety import SafetyGate
 
 WAKE_S = 0.1  # re-check period while idle; waits end earlier on every new image, mode change or stop
 LATENCY_WINDOW = 50  # inferences whose node-clock duration schedules the next one
+SIMULATED_LATENCY_POLL_S = 0.002  # wall time between looks at the node's clock while simulating a slower inference
 INPUT_SOURCES = ("camera", "joint_states", "instruction")
 
 
@@ -156,6 +157,7 @@ class InferenceWorker:
             self._monitor.count("dropped_chunks")
             self._monitor.fault("policy", f"{err}: nothing published", ERROR)
             return False
+        self._wait_until(clock_started + round(self._params.simulated_inference_latency * 1e9))
         latency_s = time.perf_counter() - inference_started
         self._latencies_ns.append(self._now_ns() - clock_started)
         self._monitor.record("inference_latency", latency_s)
@@ -194,6 +196,12 @@ class InferenceWorker:
         self._monitor.clear(*INPUT_SOURCES, "policy")
         return True
 
+    def _wait_until(self, clock_ns: int) -> None:
+        """Sleep until the node's clock (sim time included) reaches `clock_ns`, or the worker stops."""
+        while self._now_ns() < clock_ns:
+            if self._stop.wait(SIMULATED_LATENCY_POLL_S):
+                return
+
     def _expected_latency_ns(self) -> int:
         """The 95th percentile of recent inference durations on the node's clock, plus rtc_latency_margin."""
         p95 = float(np.percentile(self._latencies_ns, 95)) if self._latencies_ns else 0.0
@@ -206,10 +214,15 @@ class InferenceWorker:
         horizon = self._policy.action_horizon
         times = observation.image_stamp_ns + np.arange(1, horizon + 1, dtype=np.int64) * step
         ready_ns = self._now_ns() + self._expected_latency_ns()
-        frozen = steps_in_past(observation.image_stamp_ns, ready_ns, self._params.step_s)
+        # The steps already due when the chunk is ready are dropped (plan_chunk); the controller's segment towards
+        # the first one kept is under way by then (a segment starts a step before its point is due), so that point
+        # is frozen too: the new chunk takes over at the end of a segment of the running plan, as the paper's
+        # discrete actions switch at a tick.
+        first_kept = steps_in_past(observation.image_stamp_ns, ready_ns, self._params.step_s)
         running_times = running.start_ns + np.arange(1, running.num_points + 1, dtype=np.int64) * step
         overlap = int(np.searchsorted(times, running_times[-1], side="right"))
-        if frozen >= overlap:
+        frozen = first_kept + 1
+        if frozen > overlap:
             gap_s = (ready_ns - running_times[-1]) * 1e-9
             self._monitor.count("chunk_gaps")
             self._monitor.fault(
@@ -271,13 +284,15 @@ class InferenceWorker:
         except ValueError as err:
             self._monitor.count("rejected_joint_states")
             raise InputFault("joint_states", str(err)) from None
-        oldest_allowed_ns = image.stamp_ns - round(p.max_observation_age * 1e9)
-        stale = self._mapper.updated_before(joints.name, joints.joint_stamps_ns, oldest_allowed_ns)
+        # Judged as the watchdog judges (each joint's older of stamp and arrival, against now): a joint it holds
+        # for as stale must not be commanded from a moment later.
+        oldest_allowed_ns = now_ns - round(p.max_observation_age * 1e9)
+        stale = self._mapper.updated_before(joints.name, joints.joint_fresh_ns, oldest_allowed_ns)
         if stale:
             raise InputFault(
                 "joint_states",
-                f"{len(stale)} joint(s) not updated within max_observation_age ({p.max_observation_age} s) of the "
-                f"image: {', '.join(stale[:8])}{' ...' if len(stale) > 8 else ''} (has their publisher stopped?)",
+                f"{len(stale)} joint(s) not updated within max_observation_age ({p.max_observation_age} s): "
+                f"{', '.join(stale[:8])}{' ...' if len(stale) > 8 else ''} (has their publisher stopped?)",
             )
         policy_input = self._policy.observation(
             {self._video_key: rgb}, {g: measured[g] for g in self._policy.state_dims}, instruction

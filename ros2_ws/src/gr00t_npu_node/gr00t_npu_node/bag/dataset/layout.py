@@ -44,7 +44,7 @@ class JointLayout:
     action_rate_hz: float
     execute_steps: int
     command_topics: dict[str, str]     # commanded group -> its JointTrajectory topic (relative, as configured)
-    real_time_chunking: bool = False   # the node generates the next chunk while the running one executes
+    real_time_chunking: bool = True    # the node generates the next chunk while the running one executes
 
     def resolved_command_topics(self, namespace: str = "") -> dict[str, str]:
         """The commanded groups' topics as absolute names for a node in `namespace`."""
@@ -102,7 +102,7 @@ def load_joint_layout(config_path: Path | None = None) -> JointLayout:
                       or f"{params['joint_groups'][g].get('controller', g)}/joint_trajectory" for g in policy_groups}
     return JointLayout(groups, position_min, position_max, policy_groups, float(params.get("action_rate_hz", 20.0)),
                        int(params.get("execute_steps", 8)), command_topics,
-                       bool(params.get("real_time_chunking", False)))
+                       bool(params.get("real_time_chunking", True)))
 
 
 def resolve_topic(name: str, namespace: str = "") -> str:

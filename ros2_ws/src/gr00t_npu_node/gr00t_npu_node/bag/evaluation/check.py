@@ -34,7 +34,8 @@ class ReplayCheck:
 
     def summary(self) -> str:
         switches = "; ".join(
-            f"{g} jump {m['jump_median']:.4f}/{m['jump_p95']:.4f} rad, velocity step {m['velocity_step_median']:.3f}/"
+            f"{g} start offset {m['start_offset_median']:.2e}/{m['start_offset_p95']:.2e} rad, jump "
+            f"{m['jump_median']:.4f}/{m['jump_p95']:.4f} rad, velocity step {m['velocity_step_median']:.3f}/"
             f"{m['velocity_step_p95']:.3f} rad/s, acceleration {m['acceleration_median']:.1f}/"
             f"{m['acceleration_p95']:.1f} rad/s^2"
             for g, m in self.switch_summary().items() if m["jump_median"] is not None

@@ -26,7 +26,8 @@ def _guidance(running: PredictedChunk, frame: int, horizon: int, delay_steps: in
         g: np.stack([running.at_frame(g, frame + min(j, overlap - 1)) for j in range(horizon)])
         for g in running.positions
     } if overlap else {}
-    return ChunkGuidance(target, frozen_steps=min(delay_steps, overlap), overlap_steps=overlap, mode=mode)
+    # As in the node: the steps executed meanwhile and the first one the new chunk is executed from are frozen.
+    return ChunkGuidance(target, frozen_steps=min(delay_steps + 1, overlap), overlap_steps=overlap, mode=mode)
 
 
 def _instruction_at(episode: Episode, frame: int) -> str:
@@ -39,7 +40,8 @@ def evaluate_offline(policy, episode: Episode, layout: JointLayout, *, execute_s
 
     `delay_steps` simulates an inference that takes that many steps: the first `delay_steps` steps of each chunk
     are never executed (the previous chunk runs on meanwhile). `rtc_mode` generates each chunk with real-time
-    chunking against the previous one's plan, those steps frozen (gr00t_npu_node.guidance)."""
+    chunking against the previous one's plan, those steps and the first executed one frozen
+    (gr00t_npu_node.guidance)."""
     groups = tuple(policy.action_dims)
     state_columns = episode.group_columns(layout, tuple(policy.state_dims))
     video_key = policy.video_keys[0]

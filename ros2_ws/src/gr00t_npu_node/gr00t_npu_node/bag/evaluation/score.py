@@ -50,7 +50,7 @@ class EvalReport:
     mae_all: float
     mae_by_step: list[float | None]             # over all groups' joints, per horizon step
     mae_by_group_step: dict[str, list[float | None]]
-    switches: dict[str, dict[str, float | None]]  # group -> median/p95 of jump, velocity_step, acceleration
+    switches: dict[str, dict[str, float | None]]  # group -> median/p95 of start_offset, jump, velocity_step, ...
     recorded_step: float | None                 # mean |action[f] - action[f-1]| at the switches
     latency_ms: dict[str, float]                # p50, p95, max, count
     wall_seconds: float
