@@ -5,6 +5,9 @@ conversions, which is what cv_bridge's `imgmsg_to_cv2(msg, "rgb8")` applies), jo
 synchronisation, chunk timing and trajectory messages."""
 from __future__ import annotations
 
+import threading
+import time
+
 import cv2
 import numpy as np
 import pytest
@@ -18,6 +21,7 @@ from gr00t_npu_node.ros.chunk_plan import plan_chunk, steps_in_past
 from gr00t_npu_node.ros.image_codec import compressed_to_rgb, frame_size, image_to_rgb
 from gr00t_npu_node.ros.inputs import InputBuffer
 from gr00t_npu_node.ros.joint_map import JointStateMapper
+from gr00t_npu_node.ros.worker import CLOCK_STALL_S, wait_for_clock
 
 RNG = np.random.default_rng(0)
 CV_TO_RGB = {
@@ -278,3 +282,22 @@ def test_action_chunk_layout_is_labelled():
     msg = messages.action_chunk(chunk)
     assert [(d.label, d.size, d.stride) for d in msg.layout.dim] == [("step", 16, 464), ("joint", 29, 29)]
     np.testing.assert_array_equal(np.asarray(msg.data, np.float32).reshape(16, 29), chunk)
+
+
+def test_a_simulated_latency_waits_for_the_nodes_clock_and_not_for_good_on_a_stopped_one():
+    readings = []
+
+    def advancing() -> int:  # 1 ms of the node's clock per look
+        readings.append(len(readings) * 1_000_000)
+        return readings[-1]
+
+    stop = threading.Event()
+    wait_for_clock(advancing, 20_000_000, stop)
+    assert readings[-1] == 20_000_000, "returned when the clock reached the time, not before"
+    started = time.monotonic()
+    wait_for_clock(lambda: 5, 10, stop)  # a clock that stands still (a paused simulation, a replay's end)
+    assert CLOCK_STALL_S <= time.monotonic() - started < CLOCK_STALL_S + 2.0
+    stop.set()
+    started = time.monotonic()
+    wait_for_clock(lambda: 5, 10, stop)
+    assert time.monotonic() - started < 0.5, "the worker stopping ends the wait"

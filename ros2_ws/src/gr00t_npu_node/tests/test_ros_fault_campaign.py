@@ -193,14 +193,33 @@ def joint_state_inf(c):
     faulted(c, set_feeder(c, joint_hook=joint_hook(with_value("left_elbow_pitch_joint", float("inf")))), "non-finite")
 
 
-@scenario
-def joint_state_missing_joint(c):
+def without(joint: str) -> Callable[[JointState], JointState]:
     def drop(msg):
-        i = msg.name.index("left_shoulder_pitch_joint")
+        i = msg.name.index(joint)
         return JointState(header=msg.header, name=msg.name[:i] + msg.name[i + 1:],
                           position=list(msg.position[:i]) + list(msg.position[i + 1:]))
 
-    faulted(c, set_feeder(c, joint_hook=joint_hook(drop)), "left_shoulder_pitch_joint")
+    return drop
+
+
+@scenario
+def joint_state_missing_joint(c):
+    faulted(c, set_feeder(c, joint_hook=joint_hook(without("left_shoulder_pitch_joint"))), "left_shoulder_pitch_joint")
+
+
+@scenario
+def joint_state_missing_joint_with_stamps_behind_the_clock(c):
+    """Sensors stamped at capture, 0.2 s before they reach the node, then a driver drops a joint: it is stale once
+    max_observation_age old by the node's clock, for the watchdog's hold and for inference alike (judged against
+    the image's stamp instead, inference went on commanding from it for another 0.2 s after the hold)."""
+    set_feeder(c, joint_stamp_offset_s=-0.2, image_stamp_offset_s=-0.2)()
+    c.policy_chunk()
+    since, diag = c.marks(), c.diagnostics.mark()
+    c.feeder.joint_hook = joint_hook(without("left_shoulder_pitch_joint"))
+    c.diagnostic(lambda t: "left_shoulder_pitch_joint" in t, since=diag)
+    c.hold_times(since)
+    time.sleep(0.4)  # longer than the image-stamp rule went on
+    c.no_policy_after_hold(since)
 
 
 @scenario

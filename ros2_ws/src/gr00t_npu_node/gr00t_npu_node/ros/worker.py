@@ -36,7 +36,23 @@ from gr00t_npu_node.ros.safety import SafetyGate
 WAKE_S = 0.1  # re-check period while idle; waits end earlier on every new image, mode change or stop
 LATENCY_WINDOW = 50  # inferences whose node-clock duration schedules the next one
 SIMULATED_LATENCY_POLL_S = 0.002  # wall time between looks at the node's clock while simulating a slower inference
+CLOCK_STALL_S = 1.0  # wall time without the node's clock moving that ends a simulated inference latency
 INPUT_SOURCES = ("camera", "joint_states", "instruction")
+
+
+def wait_for_clock(now_ns: Callable[[], int], clock_ns: int, stop: threading.Event) -> None:
+    """Sleep until the clock `now_ns` (the node's, sim time included) reaches `clock_ns`; sooner when `stop` is set
+    or the clock stands still for CLOCK_STALL_S of wall time (a paused simulation, a replay's end: a chunk already
+    computed is not held back for good)."""
+    last, moved_at = now_ns(), time.monotonic()
+    while last < clock_ns:
+        if stop.wait(SIMULATED_LATENCY_POLL_S):
+            return
+        now = now_ns()
+        if now != last:
+            last, moved_at = now, time.monotonic()
+        elif time.monotonic() - moved_at > CLOCK_STALL_S:
+            return
 
 
 class InputFault(Exception):
@@ -157,7 +173,8 @@ class InferenceWorker:
             self._monitor.count("dropped_chunks")
             self._monitor.fault("policy", f"{err}: nothing published", ERROR)
             return False
-        self._wait_until(clock_started + round(self._params.simulated_inference_latency * 1e9))
+        simulated_ns = round(self._params.simulated_inference_latency * 1e9)
+        wait_for_clock(self._now_ns, clock_started + simulated_ns, self._stop)
         latency_s = time.perf_counter() - inference_started
         self._latencies_ns.append(self._now_ns() - clock_started)
         self._monitor.record("inference_latency", latency_s)
@@ -195,12 +212,6 @@ class InferenceWorker:
             self._next_due_ns = plan.start_ns + self._params.execute_steps * self._step_ns
         self._monitor.clear(*INPUT_SOURCES, "policy")
         return True
-
-    def _wait_until(self, clock_ns: int) -> None:
-        """Sleep until the node's clock (sim time included) reaches `clock_ns`, or the worker stops."""
-        while self._now_ns() < clock_ns:
-            if self._stop.wait(SIMULATED_LATENCY_POLL_S):
-                return
 
     def _expected_latency_ns(self) -> int:
         """The 95th percentile of recent inference durations on the node's clock, plus rtc_latency_margin."""
