@@ -127,7 +127,8 @@ def test_real_time_chunking_continues_the_running_chunk_and_never_runs_out_of_it
     # the plan (it limits the first segment from the measured position); without real-time chunking it starts
     # wherever the policy put it. Where the new plan then departs from the running one, the random model's chunk
     # cannot follow it (module docstring), so the jump there is the gate's doing as well and not asserted beyond.
-    assert np.median(offsets[True]) * 2 <= np.median(offsets[False]), "the new chunks continue the running ones"
+    # (2.3-5.5x in the runs measured; a frozen step not kept would put both at the policy's own first points.)
+    assert np.median(offsets[True]) * 1.5 <= np.median(offsets[False]), "the new chunks continue the running ones"
     assert np.median(jumps[True]) < np.median(jumps[False])
     # Without real-time chunking a gap is what synchronous execution does when an inference outlasts the steps left.
     for group, switches in checks[True].switches.items():
