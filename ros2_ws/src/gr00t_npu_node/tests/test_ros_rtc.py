@@ -29,7 +29,7 @@ from gr00t_npu_node.bag.evaluation.check import check_replay
 from gr00t_npu_node.bag.evaluation.live import clock_slack_ns, replay_into_node
 from gr00t_npu_node.bag.evaluation.trajectories import read_command_log, read_latencies
 from node_rig import CONFIG
-from sim_robot import SimulatedRobot
+from sim_robot import SimulatedRobotProcess
 
 SECONDS = 6.0
 HORIZON = 16
@@ -81,7 +81,7 @@ def replay(nodes, rtc: bool, bag, out, rate: float, robot_spec: dict):
     """The replay's check, after the node's commands passed every check of check_replay, and its latencies."""
     layout, namespace = replace(load_joint_layout(), real_time_chunking=rtc), NAMESPACES[rtc]
     topics = {g: resolve_topic(t, namespace) for g, t in layout.command_topics.items()}
-    robot = SimulatedRobot(f"/{namespace}", {g: layout.groups[g] for g in topics}, topics, **robot_spec)
+    robot = SimulatedRobotProcess(f"/{namespace}", {g: layout.groups[g] for g in topics}, topics, **robot_spec)
     try:  # on the replayed clock: both nodes (/clock is global), the recorder and the robot
         robot.wait_connected(timeout_s=30.0)
         run = replay_into_node(bag, out, layout, namespace=namespace, rate=rate, start_timeout=150.0,
