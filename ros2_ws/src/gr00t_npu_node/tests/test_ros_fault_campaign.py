@@ -139,15 +139,16 @@ def scenario(function: Callable[[NodeRig], None]) -> Callable[[NodeRig], None]:
     return function
 
 
-def faulted(c: NodeRig, inject: Callable[[], None], complaint: str, *, hold: bool = True) -> str:
+def faulted(c: NodeRig, inject: Callable[[], None], complaint: str, *, hold: bool = True,
+            watch_s: float = 3 * STEP_S) -> str:
     """Inject a fault; the diagnostics must name it, and (`hold`) every group holds and the policy stays out
-    until `c.healthy()` clears the fault. Returns the diagnostic text."""
+    (watched for `watch_s` after the hold) until `c.healthy()` clears the fault. Returns the diagnostic text."""
     since, diag = c.marks(), c.diagnostics.mark()
     inject()
     text = c.diagnostic(lambda t: complaint in t, since=diag)
     if hold:
         c.hold_times(since)
-        time.sleep(3 * STEP_S)  # chunks the node might wrongly publish would arrive within this
+        time.sleep(watch_s)  # chunks the node might wrongly publish would arrive within this
         c.no_policy_after_hold(since)
     c.process.assert_running()
     return text
@@ -214,12 +215,9 @@ def joint_state_missing_joint_with_stamps_behind_the_clock(c):
     the image's stamp instead, inference went on commanding from it for another 0.2 s after the hold)."""
     set_feeder(c, joint_stamp_offset_s=-0.2, image_stamp_offset_s=-0.2)()
     c.policy_chunk()
-    since, diag = c.marks(), c.diagnostics.mark()
-    c.feeder.joint_hook = joint_hook(without("left_shoulder_pitch_joint"))
-    c.diagnostic(lambda t: "left_shoulder_pitch_joint" in t, since=diag)
-    c.hold_times(since)
-    time.sleep(0.4)  # longer than the image-stamp rule went on
-    c.no_policy_after_hold(since)
+    # watched for longer than the image-stamp rule went on
+    faulted(c, set_feeder(c, joint_hook=joint_hook(without("left_shoulder_pitch_joint"))), "left_shoulder_pitch_joint",
+            watch_s=0.4)
 
 
 @scenario

@@ -52,15 +52,16 @@ class JointStateMapper:
             raise ValueError(f"joint state has non-finite positions for {', '.join(bad)}; the state is not used")
         return out
 
-    def updated_before(self, names: tuple[str, ...], joint_stamps_ns: np.ndarray, limit_ns: int) -> list[str]:
-        """The policy's joints whose last update (`joint_stamps_ns`, aligned with `names`) is older than `limit_ns`."""
+    def updated_before(self, names: tuple[str, ...], updated_ns: np.ndarray, limit_ns: int) -> list[str]:
+        """The policy's joints whose last update (`updated_ns`, aligned with `names`) is older than `limit_ns`."""
         return [
             joint
             for g, idx in self._layout(names).items()
-            for joint, stamp in zip(self._group_joints[g], joint_stamps_ns[idx])
-            if stamp < limit_ns
+            for joint, updated in zip(self._group_joints[g], updated_ns[idx])
+            if updated < limit_ns
         ]
 
-    def oldest_update_ns(self, names: tuple[str, ...], joint_stamps_ns: np.ndarray) -> int:
-        """The stamp of the policy joint updated longest ago (ValueError if one is missing)."""
-        return int(min(joint_stamps_ns[idx].min() for idx in self._layout(names).values()))
+    def oldest_update_ns(self, names: tuple[str, ...], updated_ns: np.ndarray) -> int:
+        """The last update (`updated_ns`, aligned with `names`) of the policy joint updated longest ago (ValueError
+        if one is missing)."""
+        return int(min(updated_ns[idx].min() for idx in self._layout(names).values()))
