@@ -141,6 +141,18 @@ def test_snapshot_pairs_the_newest_image_with_the_closest_joint_state():
     snapshot = buffer.snapshot()
     assert snapshot.image.stamp_ns == 330 and snapshot.joint_stamp_ns == 300
     assert buffer.latest_measured().stamp_ns == 400
+    buffer.put_image(Image(), 390, compressed=False, received_ns=0, arrived_ns=390)
+    assert buffer.snapshot(snapshot.image).image.stamp_ns == 330, "a frame waited on stays the cycle's frame"
+    assert buffer.snapshot().image.stamp_ns == 390
+
+
+def test_the_buffer_tells_whether_a_joint_state_of_an_images_instant_has_arrived():
+    buffer = InputBuffer(JointStateMapper(GROUPS), {})
+    assert not buffer.has_joint_state_since(0), "none yet"
+    buffer.put_joint_state(JointState(name=["a1", "a2", "a3", "w1"], position=[0.0] * 4), 100, 100)
+    assert buffer.has_joint_state_since(100) and not buffer.has_joint_state_since(101)
+    buffer.put_joint_state(JointState(name=["w1"], position=[0.0]), 150, 150)  # one publisher's joints: merged
+    assert buffer.has_joint_state_since(150)
 
 
 def test_latest_measured_skips_invalid_joint_states():
@@ -284,7 +296,7 @@ def test_action_chunk_layout_is_labelled():
     np.testing.assert_array_equal(np.asarray(msg.data, np.float32).reshape(16, 29), chunk)
 
 
-def test_a_simulated_latency_waits_for_the_nodes_clock_and_not_for_good_on_a_stopped_one():
+def test_a_wait_for_the_nodes_clock_ends_at_the_time_or_when_its_condition_holds_and_on_a_stopped_clock():
     readings = []
 
     def advancing() -> int:  # 1 ms of the node's clock per look
@@ -297,6 +309,9 @@ def test_a_simulated_latency_waits_for_the_nodes_clock_and_not_for_good_on_a_sto
     started = time.monotonic()
     wait_for_clock(lambda: 5, 10, stop)  # a clock that stands still (a paused simulation, a replay's end)
     assert CLOCK_STALL_S <= time.monotonic() - started < CLOCK_STALL_S + 2.0
+    readings.clear()
+    wait_for_clock(advancing, 20_000_000, stop, until=lambda: len(readings) >= 5)
+    assert len(readings) == 5, "returned as soon as what it waited for came, before the time"
     stop.set()
     started = time.monotonic()
     wait_for_clock(lambda: 5, 10, stop)

@@ -206,6 +206,9 @@ class InputBuffer:
     def instruction(self) -> str:
         return self._instruction
 
+    def latest_image(self) -> Optional[ImageSample]:
+        return self._image
+
     def latest_image_stamp_ns(self) -> Optional[int]:
         image = self._image
         return image.stamp_ns if image else None
@@ -213,6 +216,11 @@ class InputBuffer:
     def latest_image_fresh_ns(self) -> Optional[int]:
         image = self._image
         return image.fresh_ns if image else None
+
+    def has_joint_state_since(self, stamp_ns: int) -> bool:
+        """Whether a joint state stamped at or after `stamp_ns` has been merged."""
+        with self._lock:
+            return bool(self._joint_stamps) and self._joint_stamps[-1] >= stamp_ns
 
     def latest_joint_fresh_ns(self) -> Optional[int]:
         """When the policy joint updated longest ago was last updated, by stamp or arrival, whichever is older (a
@@ -226,10 +234,10 @@ class InputBuffer:
         except ValueError:
             return None
 
-    def snapshot(self) -> Snapshot:
-        """The newest image, the merged joint state whose stamp is closest to it, and the instruction."""
+    def snapshot(self, image: Optional[ImageSample] = None) -> Snapshot:
+        """`image` (None: the newest), the merged joint state whose stamp is closest to it, and the instruction."""
         with self._lock:
-            image = self._image
+            image = image or self._image
             joint_msg, joint_stamp = None, 0
             if self._joint_stamps:
                 target = image.stamp_ns if image else self._joint_stamps[-1]

@@ -41,7 +41,8 @@ SCALAR_DEFAULTS: dict[str, tuple[Any, str]] = {
     "simulated_inference_latency": (0.0, "s of the node's clock each inference takes at least (0 = as fast as it "
                                     "runs): rehearse a slower device's timing with a faster one or the tiny model"),
     "max_observation_age": (0.3, "s; older image or joint state -> no inference, hold once"),
-    "max_sync_skew": (0.05, "s; image and joint-state stamps further apart -> no inference"),
+    "max_sync_skew": (0.05, "s; image and joint-state stamps further apart -> no inference (a joint state close "
+                      "enough is waited for until the clock is this past the image's stamp)"),
     "max_clock_skew": (0.1, "s; inputs stamped further ahead of the node's clock are rejected (the sender's is off)"),
     "max_image_pixels": (16_777_216, "frames with more pixels (width x height) are rejected before decoding"),
     "max_instruction_tokens": (128, "instructions longer than this (in tokens) are refused: no inference, hold"),

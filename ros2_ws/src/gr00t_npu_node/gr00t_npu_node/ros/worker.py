@@ -1,7 +1,11 @@
 # Copyright 2026 The gr00t_npu_node Authors
 # SPDX-License-Identifier: Apache-2.0
 """The inference worker: one thread, never a callback. Each cycle takes the newest image and the joint state
-closest to its stamp, checks them, runs `policy.get_action`, plans the chunk and hands it to the safety gate.
+closest to its stamp, checks them, runs `policy.get_action`, plans the chunk and hands it to the safety gate. A
+frame can arrive a moment before the joint states of its instant (joint states that come in bursts, a publisher or
+a simulation's clock catching up after a stall): as an approximate-time synchronizer does, a cycle whose newest
+joint state is more than max_sync_skew older than the frame waits for one close enough, until the node's clock
+is max_sync_skew past the frame's stamp (any joint state close enough is stamped by then).
 
 Cadence (inference itself is never overlapped; a cycle also waits for an image newer than the last one used):
 * `real_time_chunking` (asynchronous execution): the chunk of observation time T hands over to the next one at
@@ -35,18 +39,19 @@ from gr00t_npu_node.ros.safety import SafetyGate
 
 WAKE_S = 0.1  # re-check period while idle; waits end earlier on every new image, mode change or stop
 LATENCY_WINDOW = 50  # inferences whose node-clock duration schedules the next one
-SIMULATED_LATENCY_POLL_S = 0.002  # wall time between looks at the node's clock while simulating a slower inference
-CLOCK_STALL_S = 1.0  # wall time without the node's clock moving that ends a simulated inference latency
+CLOCK_POLL_S = 0.002  # wall time between looks at the node's clock while waiting for a time on it
+CLOCK_STALL_S = 1.0  # wall time without the node's clock moving that ends a wait for a time on it
 INPUT_SOURCES = ("camera", "joint_states", "instruction")
 
 
-def wait_for_clock(now_ns: Callable[[], int], clock_ns: int, stop: threading.Event) -> None:
-    """Sleep until the clock `now_ns` (the node's, sim time included) reaches `clock_ns`; sooner when `stop` is set
-    or the clock stands still for CLOCK_STALL_S of wall time (a paused simulation, a replay's end: a chunk already
-    computed is not held back for good)."""
+def wait_for_clock(now_ns: Callable[[], int], clock_ns: int, stop: threading.Event,
+                   until: Callable[[], bool] = lambda: False) -> None:
+    """Sleep until the clock `now_ns` (the node's, sim time included) reaches `clock_ns` or `until()` holds; sooner
+    when `stop` is set or the clock stands still for CLOCK_STALL_S of wall time (a paused simulation, a replay's
+    end: a chunk already computed is not held back for good)."""
     last, moved_at = now_ns(), time.monotonic()
-    while last < clock_ns:
-        if stop.wait(SIMULATED_LATENCY_POLL_S):
+    while last < clock_ns and not until():
+        if stop.wait(CLOCK_POLL_S):
             return
         now = now_ns()
         if now != last:
@@ -149,7 +154,10 @@ class InferenceWorker:
         epoch = self._gate.policy_epoch()
         if epoch is None:
             return False
-        snapshot = self._inputs.snapshot()
+        image = self._inputs.latest_image()
+        if image is not None:
+            self._await_joint_state_near(image.stamp_ns)
+        snapshot = self._inputs.snapshot(image)
         if snapshot.image is not None:
             self._last_seq = snapshot.image.seq
         try:
@@ -212,6 +220,13 @@ class InferenceWorker:
             self._next_due_ns = plan.start_ns + self._params.execute_steps * self._step_ns
         self._monitor.clear(*INPUT_SOURCES, "policy")
         return True
+
+    def _await_joint_state_near(self, image_stamp_ns: int) -> None:
+        """Until a joint state within max_sync_skew of the frame (or newer) has arrived, or the node's clock is
+        max_sync_skew past the frame's stamp (module docstring)."""
+        skew_ns = round(self._params.max_sync_skew * 1e9)
+        wait_for_clock(self._now_ns, image_stamp_ns + skew_ns, self._stop,
+                       until=lambda: self._inputs.has_joint_state_since(image_stamp_ns - skew_ns))
 
     def _expected_latency_ns(self) -> int:
         """The 95th percentile of recent inference durations on the node's clock, plus rtc_latency_margin."""
