@@ -7,11 +7,14 @@
   localhost-only discovery and a temporary log folder; yields the environment for child processes.
 * `ros_probe` (session): a test-side rclpy node spinning in a background thread, with helpers that wait for
   matching, messages and service replies (never fixed sleeps).
+* `garbage_collector_paused` (module): no garbage collection pauses while a module runs the robot's side in
+  real time.
 * `launch_gr00t_node` (session): starts gr00t_node through `python -m gr00t_npu_node.launch` with the package's
   gr1.yaml plus parameter overrides; the process is stopped (SIGINT, then kill) at the end of the session.
 """
 from __future__ import annotations
 
+import gc
 import os
 import signal
 import subprocess
@@ -27,6 +30,17 @@ import yaml
 PACKAGE_ROOT = Path(__file__).resolve().parents[1]
 REPO_ROOT = PACKAGE_ROOT.parents[2]
 SHARED = REPO_ROOT.parent / "shared"
+
+
+@pytest.fixture(scope="module")
+def garbage_collector_paused():
+    """For modules where this process plays the robot, the camera or a bag in real time: a full garbage collection
+    over everything alive (torch, rclpy, the messages the rig keeps) paused all its threads for up to 133 ms in the
+    fault campaign, longer than the node's input tolerances. Collected once before, then paused for the module."""
+    gc.collect()
+    gc.disable()
+    yield
+    gc.enable()
 
 
 @pytest.fixture(scope="session")

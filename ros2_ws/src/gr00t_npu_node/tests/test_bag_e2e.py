@@ -16,6 +16,8 @@ from gr00t_npu_node.bag.dataset.layout import load_joint_layout
 from gr00t_npu_node.bag.evaluation.live import clock_slack_ns, replay_into_node
 from gr00t_npu_node.bag.evaluation.trajectories import read_command_log, read_latencies
 
+pytestmark = pytest.mark.usefixtures("garbage_collector_paused")
+
 NAMESPACE = "bag_e2e"
 SECONDS = 3.0
 # Half speed: the tiny model's CPU latency (tens of ms, more when the machine is busy) stays under a 50 ms step

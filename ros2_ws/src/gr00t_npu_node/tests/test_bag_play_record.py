@@ -26,6 +26,8 @@ from gr00t_npu_node.bag.rosbag2.play import play_bag
 from gr00t_npu_node.bag.rosbag2.qos import bag_qos, is_latched
 from gr00t_npu_node.bag.dataset.synth import write_synthetic_bag
 
+pytestmark = pytest.mark.usefixtures("garbage_collector_paused")
+
 TOPICS = Topics()
 ALL_TOPICS = [TOPICS.camera, TOPICS.joint_states, TOPICS.instruction, TOPICS.recorded_action]
 LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)

@@ -144,6 +144,8 @@ def test_snapshot_pairs_the_newest_image_with_the_closest_joint_state():
     buffer.put_image(Image(), 390, compressed=False, received_ns=0, arrived_ns=390)
     assert buffer.snapshot(snapshot.image).image.stamp_ns == 330, "a frame waited on stays the cycle's frame"
     assert buffer.snapshot().image.stamp_ns == 390
+    buffer.reset()  # the clock went back while a cycle waited on its frame
+    assert buffer.snapshot(snapshot.image).image is None, "a frame of the old timeline is forgotten"
 
 
 def test_the_buffer_tells_whether_a_joint_state_of_an_images_instant_has_arrived():

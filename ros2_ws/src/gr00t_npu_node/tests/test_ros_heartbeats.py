@@ -13,6 +13,8 @@ from std_srvs.srv import Trigger
 from conftest import wait_until
 from node_rig import GROUPS, LATCHED, NodeRig, is_policy
 
+pytestmark = pytest.mark.usefixtures("garbage_collector_paused")
+
 NS = "/gr00t_heartbeat"
 TIMEOUT_S = 0.5
 # Longer than discovery between processes can take (up to ~3 s here): the latched e-stop must not engage before

@@ -2,9 +2,11 @@
 # SPDX-License-Identifier: Apache-2.0
 """The node's lifecycle in this process: a failing configure (bad checkpoint path, bad config) is reported on
 /diagnostics and leaves the node up and unconfigured instead of crashing (a crash under a respawning launch is a
-crash loop); deactivating or stopping it while an inference is in flight holds at once and drops that chunk."""
+crash loop); deactivating or stopping it while an inference is in flight holds at once and drops that chunk; what
+a configuration keeps alive is frozen out of the garbage collector's way until cleanup."""
 from __future__ import annotations
 
+import gc
 import subprocess
 import sys
 import threading
@@ -15,6 +17,7 @@ import pytest
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from lifecycle_msgs.msg import Transition
 from lifecycle_msgs.srv import ChangeState, GetState
+from rclpy.lifecycle import TransitionCallbackReturn
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import Header, String
@@ -24,6 +27,8 @@ from conftest import PACKAGE_ROOT, wait_until, write_config
 from gr00t_npu_node.ros.node import Gr00tNode, spin
 from gr00t_npu_node.ros.params import SCALAR_DEFAULTS
 from node_rig import GROUPS, LATCHED, healthy_positions
+
+pytestmark = pytest.mark.usefixtures("garbage_collector_paused")
 
 
 @pytest.mark.parametrize(
@@ -95,6 +100,25 @@ def test_misspelled_parameters_are_reported_with_the_closest_known_name(ros_prob
         ros_probe.executor.remove_node(node)
         node.destroy_node()
         ros_probe.node.destroy_subscription(diagnostics.subscription)
+
+
+def test_what_a_configuration_keeps_alive_is_out_of_the_garbage_collectors_way_until_cleanup(
+    ros_probe, tiny_checkpoint, tmp_path
+):
+    config = write_config(tmp_path / "config.yaml", {"model_path": str(tiny_checkpoint)})
+    node = Gr00tNode(context=ros_probe.context, cli_args=["--ros-args", "-r", "__ns:=/frozen", "--params-file",
+                                                          str(config)])
+    try:
+        gc.unfreeze()
+        assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+        policy = node._policy
+        assert not any(o is policy for o in gc.get_objects()), "the policy is frozen, not scanned by every collection"
+        assert gc.get_freeze_count() > 100_000, gc.get_freeze_count()
+        assert node.trigger_cleanup() == TransitionCallbackReturn.SUCCESS
+        assert gc.get_freeze_count() == 0, "after cleanup the old configuration can be collected"
+        assert any(o is policy for o in gc.get_objects())
+    finally:
+        node.destroy_node()
 
 
 class BlockingPolicy:

@@ -16,6 +16,8 @@ from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
 from node_rig import GROUPS, HAND_JOINTS, IMAGE, NodeRig, is_policy
 
+pytestmark = pytest.mark.usefixtures("garbage_collector_paused")
+
 NS = "/gr00t_test"
 RATE_HZ = 1.0
 STEP_NS = int(1e9 / RATE_HZ)

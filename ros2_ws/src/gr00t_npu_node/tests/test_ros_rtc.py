@@ -31,6 +31,8 @@ from gr00t_npu_node.bag.evaluation.trajectories import read_command_log, read_la
 from node_rig import CONFIG
 from sim_robot import SimulatedRobotProcess
 
+pytestmark = pytest.mark.usefixtures("garbage_collector_paused")
+
 SECONDS = 6.0
 HORIZON = 16
 NAMESPACES = {True: "rtc_on", False: "rtc_off"}

@@ -22,6 +22,8 @@ from gr00t_npu_node.ros.params import JointGroup
 from gr00t_npu_node.ros.limits import Limits, limit_trajectory
 from gr00t_npu_node.ros.safety import COMMAND_QOS, CommandTiming, SafetyGate
 
+pytestmark = pytest.mark.usefixtures("garbage_collector_paused")
+
 STEP_S = 0.05
 CONFIG = yaml.safe_load((PACKAGE_ROOT / "config" / "gr1.yaml").read_text())["/**"]["ros__parameters"]
 _topic_prefix = itertools.count()

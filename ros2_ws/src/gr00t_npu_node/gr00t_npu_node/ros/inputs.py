@@ -235,9 +235,10 @@ class InputBuffer:
             return None
 
     def snapshot(self, image: Optional[ImageSample] = None) -> Snapshot:
-        """`image` (None: the newest), the merged joint state whose stamp is closest to it, and the instruction."""
+        """`image` (None: the newest; forgotten too by a reset since), the merged joint state whose stamp is
+        closest to it, and the instruction."""
         with self._lock:
-            image = image or self._image
+            image = image if image is not None and self._image is not None else self._image
             joint_msg, joint_stamp = None, 0
             if self._joint_stamps:
                 target = image.stamp_ns if image else self._joint_stamps[-1]

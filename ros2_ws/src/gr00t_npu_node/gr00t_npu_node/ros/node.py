@@ -26,6 +26,7 @@ a size cap, so a huge or malformed message is a counted fault, never an exceptio
 """
 from __future__ import annotations
 
+import gc
 import signal
 import sys
 import threading
@@ -234,6 +235,11 @@ class Gr00tNode(LifecycleNode):
         self._add(self.create_timer(
             WATCHDOG_S, self._watchdog, callback_group=self.safety_group, clock=Clock(clock_type=ClockType.STEADY_TIME)
         ))
+        # What is alive now (torch, rclpy, the policy: some 300,000 objects with the tiny model) lives as long as the
+        # configuration: a full garbage collection over it stops every thread of the node, the safety thread's holds
+        # included, for about 100 ms. Frozen, it is out of the collector's way until cleanup.
+        gc.collect()
+        gc.freeze()
 
     def _report_unknown_parameters(self) -> None:
         # rclpy keeps the params files' and -p values in `_parameter_overrides` and offers no public accessor for
@@ -343,6 +349,7 @@ class Gr00tNode(LifecycleNode):
         if self._gate is not None:
             self._gate.close(self)
         self._gate = self._worker = self._inputs = self._policy = None
+        gc.unfreeze()  # what the configuration kept alive may be garbage now
 
     # ---- callbacks --------------------------------------------------------------------------------------------
     def _now_ns(self) -> int:
