@@ -21,7 +21,7 @@ from gr00t_npu_node.ros.chunk_plan import plan_chunk, steps_in_past
 from gr00t_npu_node.ros.image_codec import compressed_to_rgb, frame_size, image_to_rgb
 from gr00t_npu_node.ros.inputs import InputBuffer
 from gr00t_npu_node.ros.joint_map import JointStateMapper
-from gr00t_npu_node.ros.worker import CLOCK_STALL_S, wait_for_clock
+from gr00t_npu_node.ros.worker import CLOCK_STALL_S, wait_for_clock, wait_for_joint_state_near
 
 RNG = np.random.default_rng(0)
 CV_TO_RGB = {
@@ -318,3 +318,40 @@ def test_a_wait_for_the_nodes_clock_ends_at_the_time_or_when_its_condition_holds
     started = time.monotonic()
     wait_for_clock(lambda: 5, 10, stop)
     assert time.monotonic() - started < 0.5, "the worker stopping ends the wait"
+
+
+def test_a_frame_waits_for_a_joint_state_close_enough_and_no_longer_than_the_skew_allows():
+    names, frame_ns, skew_ns = ["a1", "a2", "a3", "w1"], 1_000_000_000, 50_000_000
+    buffer = InputBuffer(JointStateMapper(GROUPS), {})
+    buffer.put_image(Image(), frame_ns, compressed=False, received_ns=0, arrived_ns=frame_ns)
+    buffer.put_joint_state(JointState(name=names, position=[0.0] * 4), frame_ns - 60_000_000, frame_ns)
+    frame, stop = buffer.snapshot().image, threading.Event()
+
+    def joint_state_of_the_frames_instant_arrives():
+        time.sleep(0.1)
+        buffer.put_joint_state(JointState(name=names, position=[1.0] * 4), frame_ns, frame_ns + 20_000_000)
+
+    late = threading.Thread(target=joint_state_of_the_frames_instant_arrives)
+    late.start()
+    started = time.monotonic()
+    wait_for_joint_state_near(buffer, frame_ns, skew_ns, lambda: frame_ns, stop)  # a clock standing at the frame
+    late.join()
+    assert 0.1 <= time.monotonic() - started < CLOCK_STALL_S / 2, "ended when the joint state came"
+    assert buffer.snapshot(frame).joint_stamp_ns == frame_ns
+
+    def clock_from(start_ns: int):
+        readings = []
+
+        def now_ns() -> int:  # 1 ms of the node's clock per look
+            readings.append(start_ns + len(readings) * 1_000_000)
+            return readings[-1]
+
+        return now_ns, readings
+
+    later_ns = frame_ns + 200_000_000  # a frame no joint state is close to
+    now_ns, readings = clock_from(later_ns)
+    wait_for_joint_state_near(buffer, later_ns, skew_ns, now_ns, stop)
+    assert readings[-1] == later_ns + skew_ns, "waited until no joint state close enough could come"
+    now_ns, readings = clock_from(frame_ns + skew_ns)
+    wait_for_joint_state_near(buffer, frame_ns + skew_ns, skew_ns, now_ns, stop)
+    assert len(readings) == 1, "a joint state close enough is there: no wait"

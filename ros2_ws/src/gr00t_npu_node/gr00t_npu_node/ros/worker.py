@@ -60,6 +60,14 @@ def wait_for_clock(now_ns: Callable[[], int], clock_ns: int, stop: threading.Eve
             return
 
 
+def wait_for_joint_state_near(inputs: InputBuffer, image_stamp_ns: int, max_skew_ns: int,
+                              now_ns: Callable[[], int], stop: threading.Event) -> None:
+    """Until a joint state at most `max_skew_ns` older than the frame (or newer) has arrived, or the clock `now_ns`
+    is `max_skew_ns` past the frame's stamp: any joint state close enough is stamped by then (module docstring)."""
+    wait_for_clock(now_ns, image_stamp_ns + max_skew_ns, stop,
+                   until=lambda: inputs.has_joint_state_since(image_stamp_ns - max_skew_ns))
+
+
 class InputFault(Exception):
     def __init__(self, source: str, message: str):
         super().__init__(message)
@@ -156,7 +164,8 @@ class InferenceWorker:
             return False
         image = self._inputs.latest_image()
         if image is not None:
-            self._await_joint_state_near(image.stamp_ns)
+            wait_for_joint_state_near(self._inputs, image.stamp_ns, round(self._params.max_sync_skew * 1e9),
+                                      self._now_ns, self._stop)
         snapshot = self._inputs.snapshot(image)
         if snapshot.image is not None:
             self._last_seq = snapshot.image.seq
@@ -220,13 +229,6 @@ class InferenceWorker:
             self._next_due_ns = plan.start_ns + self._params.execute_steps * self._step_ns
         self._monitor.clear(*INPUT_SOURCES, "policy")
         return True
-
-    def _await_joint_state_near(self, image_stamp_ns: int) -> None:
-        """Until a joint state within max_sync_skew of the frame (or newer) has arrived, or the node's clock is
-        max_sync_skew past the frame's stamp (module docstring)."""
-        skew_ns = round(self._params.max_sync_skew * 1e9)
-        wait_for_clock(self._now_ns, image_stamp_ns + skew_ns, self._stop,
-                       until=lambda: self._inputs.has_joint_state_since(image_stamp_ns - skew_ns))
 
     def _expected_latency_ns(self) -> int:
         """The 95th percentile of recent inference durations on the node's clock, plus rtc_latency_margin."""
