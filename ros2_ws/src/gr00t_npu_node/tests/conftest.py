@@ -7,6 +7,8 @@
   localhost-only discovery and a temporary log folder; yields the environment for child processes.
 * `ros_probe` (session): a test-side rclpy node spinning in a background thread, with helpers that wait for
   matching, messages and service replies (never fixed sleeps).
+* `own_participant(name)`: a plain node in a DDS participant of its own (the `player` fixture's, a flooding
+  camera driver's).
 * `garbage_collector_paused` (module): no garbage collection pauses while a module runs the robot's side in
   real time.
 * `launch_gr00t_node` (session): starts gr00t_node through `python -m gr00t_npu_node.launch` with the package's
@@ -21,6 +23,7 @@ import subprocess
 import sys
 import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Optional
 
@@ -166,18 +169,27 @@ class RosProbe:
         self.context.try_shutdown()
 
 
-@pytest.fixture(scope="module")
-def player(ros_isolation, request):
-    """A plain rclpy node for `play_bag` to publish from: one participant per module (discovery once), no spinning."""
+@contextmanager
+def own_participant(name: str):
+    """A plain rclpy node, not spun, in a context (a DDS participant) of its own, as another process's would be."""
     import rclpy
     from rclpy.signals import SignalHandlerOptions
 
     context = rclpy.Context()
     rclpy.init(context=context, signal_handler_options=SignalHandlerOptions.NO)
-    node = rclpy.create_node(f"test_player_{request.module.__name__.rpartition('.')[2]}", context=context)
-    yield node
-    node.destroy_node()
-    context.try_shutdown()
+    node = rclpy.create_node(name, context=context)
+    try:
+        yield node
+    finally:
+        node.destroy_node()
+        context.try_shutdown()
+
+
+@pytest.fixture(scope="module")
+def player(ros_isolation, request):
+    """A plain rclpy node for `play_bag` to publish from: one participant per module (discovery once), no spinning."""
+    with own_participant(f"test_player_{request.module.__name__.rpartition('.')[2]}") as node:
+        yield node
 
 
 @pytest.fixture(scope="session")

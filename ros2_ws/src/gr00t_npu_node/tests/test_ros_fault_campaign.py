@@ -21,14 +21,12 @@ import numpy as np
 import pytest
 from builtin_interfaces.msg import Duration
 from lifecycle_msgs.msg import Transition
-import rclpy
 from rclpy.qos import qos_profile_sensor_data
-from rclpy.signals import SignalHandlerOptions
 from sensor_msgs.msg import CompressedImage, Image, JointState
 from std_msgs.msg import Bool, Header, String
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
-from conftest import wait_until
+from conftest import own_participant, wait_until
 from crafted import png_header, string_cdr
 from invariants import InvariantChecker
 from node_rig import GROUPS, IMAGE, LATCHED, SPECS, NodeRig, healthy_positions, ros_time
@@ -473,29 +471,25 @@ def image_burst_of_a_thousand_in_a_second(c):
     # The flood comes from a participant of its own, as from a camera driver's process. Sent through the probe's,
     # whose shared-memory segment the operator's e-stop goes through too, one e-stop took 1.09 s (once, in a
     # whole-suite run; likely the full segment: eProsima/Fast-DDS#1666 describes such stalls of about a second).
-    context = rclpy.Context()
-    rclpy.init(context=context, signal_handler_options=SignalHandlerOptions.NO)
-    camera_driver = rclpy.create_node("flooding_camera_driver", context=context)
-    burst = camera_driver.create_publisher(Image, f"{NS}/camera/image_raw", qos_profile_sensor_data)
+    with own_participant("flooding_camera_driver") as camera_driver:
+        burst = camera_driver.create_publisher(Image, f"{NS}/camera/image_raw", qos_profile_sensor_data)
 
-    def flood():
-        start = time.monotonic()
-        for i in range(1000):
-            burst.publish(c.feeder.image(c.probe.node.get_clock().now().to_msg()))
-            time.sleep(max(0.0, start + (i + 1) * 1e-3 - time.monotonic()))
+        def flood():
+            start = time.monotonic()
+            for i in range(1000):
+                burst.publish(c.feeder.image(c.probe.node.get_clock().now().to_msg()))
+                time.sleep(max(0.0, start + (i + 1) * 1e-3 - time.monotonic()))
 
-    thread = threading.Thread(target=flood, daemon=True)
-    try:
-        c.probe.wait_for_subscribers(burst)
-        thread.start()
-        c.policy_chunk()
-        latency = c.estop()
-        assert latency <= ESTOP_BOUND_S * 4, f"e-stop during the burst took {latency:.3f} s"
-    finally:
-        if thread.is_alive():
-            thread.join()
-        camera_driver.destroy_node()
-        context.try_shutdown()
+        thread = threading.Thread(target=flood, daemon=True)
+        try:
+            c.probe.wait_for_subscribers(burst)
+            thread.start()
+            c.policy_chunk()
+            latency = c.estop()
+            assert latency <= ESTOP_BOUND_S * 4, f"e-stop during the burst took {latency:.3f} s"
+        finally:
+            if thread.is_alive():
+                thread.join()
 
 
 # compressed images (the raw camera off, compressed frames at 25 Hz instead)
